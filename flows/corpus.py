@@ -1,0 +1,224 @@
+"""The corpus flow: list the games, fan out per game and per chunk over Dask, commit each game.
+
+The flow process only schedules: frames are decoded and processed on the workers, which write their
+outputs themselves; tasks return small metadata. A game whose chunk fails (after retries) is recorded
+as failed with its errors; the other games go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from prefect import flow, get_run_logger
+from prefect_dask import DaskTaskRunner
+
+from matchflow.config import PipelineConfig
+from matchflow.games import GamePlan, commit_game, fail_game, needs_run
+from matchflow.pipeline import ChunkResult, build_pipeline
+from matchflow.storage.corpus import Game, list_games
+from matchflow.storage.layout import OutputLayout
+from matchflow.tasks.game import prepare_game_task, process_chunk_task
+
+progress_log = logging.getLogger("matchflow.progress")
+
+SECRET_HINTS = ("key", "secret", "token", "password", "credential")
+
+
+@dataclass
+class RunSummary:
+    """What a corpus run did; ``failed`` maps game keys to their errors."""
+
+    run_id: str
+    games: int = 0
+    skipped: list[str] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+    frames: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "games": self.games,
+            "skipped": self.skipped,
+            "committed": self.committed,
+            "failed": self.failed,
+            "frames": self.frames,
+            "seconds": round(self.seconds, 3),
+            "frames_per_second": round(self.frames_per_second, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+
+def dask_task_runner(config: PipelineConfig) -> DaskTaskRunner:
+    """A DaskTaskRunner on the scheduler of ``config``, or on a LocalCluster of one process per worker."""
+    if config.scheduler:
+        return DaskTaskRunner(address=config.scheduler)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": config.workers or os.cpu_count() or 1,
+            "threads_per_worker": 1,
+            "processes": True,
+            "memory_limit": config.memory_limit,
+            "dashboard_address": None,
+        },
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _GameState:
+    game: Game
+    plan: GamePlan | None = None
+    pending: int = 0
+    results: list[ChunkResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    started_at: str | None = None
+
+
+class _Progress:
+    """Progress lines on the ``matchflow.progress`` logger: games done and failed, frames per second."""
+
+    def __init__(self, total: int, t0: float) -> None:
+        self.total, self.t0, self.done, self.failed, self.frames, self._last = total, t0, 0, 0, 0, 0.0
+
+    def line(self, force: bool = False, note: str = "") -> None:
+        now = time.perf_counter()
+        if not force and now - self._last < 2.0:
+            return
+        self._last = now
+        rate = self.frames / max(now - self.t0, 1e-9)
+        progress_log.info(
+            "games %d/%d done, %d failed | %d frames | %.1f frames/s%s",
+            self.done, self.total, self.failed, self.frames, rate, f" | {note}" if note else "",
+        )
+
+
+@flow(name="process-corpus", persist_result=False, log_prints=True)
+def process_corpus(corpus: str, out: str, config: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
+    """Process every game of ``corpus`` into the output root ``out`` (local folder or s3:// prefix).
+
+    ``config`` holds PipelineConfig fields; credentials never go here (they come from the environment).
+    Committed games whose configuration fingerprint matches are skipped unless ``force``.
+    Returns the run summary as a dict.
+    """
+    for k in (config or {}).get("storage_options", {}) or {}:
+        if any(h in k.lower() for h in SECRET_HINTS):
+            raise ValueError(
+                f"storage_options.{k} looks like a credential: pass credentials through the environment "
+                "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) so they never reach flow parameters"
+            )
+    cfg = PipelineConfig.model_validate(config or {})
+    return run_games(corpus, out, cfg, force).as_dict()
+
+
+def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSummary:
+    """The body of the corpus flow (inside a flow run with a Dask task runner)."""
+    logger = get_run_logger()
+    t0 = time.perf_counter()
+    pipeline = build_pipeline(cfg)  # checks the chain of stages before any work
+    layout = OutputLayout.at(out)
+    summary = RunSummary(run_id=str(uuid.uuid4()))
+    games = list_games(corpus, cfg.storage_options, cfg.resolution)
+    summary.games = len(games)
+    todo: list[Game] = []
+    for g in games:
+        (todo.append(g) if needs_run(layout, g, cfg, force) else summary.skipped.append(g.key))
+    logger.info("%d games in %s: %d to process, %d up to date", len(games), corpus, len(todo), len(summary.skipped))
+    progress = _Progress(len(todo), t0)
+    progress.done = 0
+    progress_log.info("%d games: %d to process, %d already committed", len(games), len(todo), len(summary.skipped))
+
+    events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
+    states: dict[str, _GameState] = {g.game_id: _GameState(g) for g in todo}
+
+    def finish(st: _GameState) -> None:
+        if st.errors:
+            fail_game(st.game, st.errors, cfg, layout, pipeline, summary.run_id, st.plan.started_at if st.plan else None)
+            summary.failed[st.game.key] = st.errors
+            progress.failed += 1
+            logger.error("game %s failed: %s", st.game.key, "; ".join(st.errors))
+            progress.line(force=True, note=f"FAILED {st.game.key}: {st.errors[0]}")
+            return
+        try:
+            commit_game(st.plan, st.results, cfg, layout, pipeline, summary.run_id)
+        except Exception as exc:  # a commit that cannot be written fails the game, not the run
+            st.errors.append(_error_text(exc))
+            finish(st)
+            return
+        summary.committed.append(st.game.key)
+        progress.done += 1
+        progress.line(force=True, note=f"committed {st.game.key}")
+
+    def on_done(kind: str, gid: str) -> Callable[[Any], None]:
+        return lambda fut: events.put((kind, gid, fut))
+
+    for g in todo:
+        fut = prepare_game_task.submit(g, cfg, layout.root)
+        fut.add_done_callback(on_done("prepare", g.game_id))
+    open_games = len(todo)
+    while open_games:
+        kind, gid, fut = events.get()
+        st = states[gid]
+        try:
+            value = fut.result()
+        except BaseException as exc:  # the task failed after its retries, or its worker was lost
+            st.errors.append(_error_text(exc))
+            value = None
+        if kind == "prepare":
+            if value is not None:
+                st.plan = value
+                st.pending = len(value.chunks)
+                for spec in value.chunks:
+                    cf = process_chunk_task.with_options(retries=cfg.retries, retry_delay_seconds=1).submit(
+                        spec, cfg, layout.root
+                    )
+                    cf.add_done_callback(on_done("chunk", gid))
+            if st.pending == 0:
+                finish(st)
+                open_games -= 1
+            continue
+        st.pending -= 1
+        if value is not None:
+            st.results.append(value)
+            progress.frames += value.frames
+            summary.frames += value.frames
+            for k, s in value.seconds.items():
+                summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + s
+        progress.line()
+        if st.pending == 0:
+            finish(st)
+            open_games -= 1
+    summary.seconds = time.perf_counter() - t0
+    progress.line(force=True, note="run finished")
+    logger.info("run %s: %s", summary.run_id, summary.as_dict())
+    return summary
+
+
+def run_corpus(corpus: str, out: str, config: PipelineConfig, force: bool = False) -> RunSummary:
+    """Run the corpus flow on the Dask cluster ``config`` asks for; returns the summary.
+
+    The Prefect API must be reachable (see matchflow.prefect_env.local_api for a local one).
+    """
+    runner = dask_task_runner(config)
+    f = process_corpus.with_options(task_runner=runner)
+    data = f(corpus=corpus, out=out, config=config.model_dump(mode="json"), force=force)
+    summary = RunSummary(run_id=data["run_id"], games=data["games"], skipped=data["skipped"],
+                         committed=data["committed"], failed=data["failed"], frames=data["frames"],
+                         seconds=data["seconds"], stage_seconds=data["stage_seconds"])
+    return summary

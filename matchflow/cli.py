@@ -1,0 +1,179 @@
+"""The ``matchflow`` command: synth, run, sql, status, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from matchflow import __version__
+
+
+def _setup_logging(verbose: bool) -> None:
+    from matchflow.prefect_env import apply_quiet_offline
+
+    apply_quiet_offline("INFO" if verbose else "WARNING")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log = logging.getLogger("matchflow.progress")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for noisy in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "error")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from matchflow.synth import synthesize_corpus
+
+    t0 = time.perf_counter()
+    folders = synthesize_corpus(
+        args.out_dir, games=args.games, halves=args.halves, seconds=args.seconds, seed=args.seed,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(f"synthesized {len(folders)} games in {time.perf_counter() - t0:.1f} s under {args.out_dir}")
+    return 0
+
+
+def _print_summary(summary) -> None:  # noqa: ANN001 - flows.corpus.RunSummary
+    print(
+        f"run {summary.run_id}: {summary.games} games, {len(summary.committed)} committed, "
+        f"{len(summary.skipped)} skipped (up to date), {len(summary.failed)} failed; "
+        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.frames_per_second:.1f} frames/s)"
+    )
+    if summary.stage_seconds:
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(summary.stage_seconds.items()))
+        print(f"worker time by stage: {parts}")
+    for game, errors in summary.failed.items():
+        print(f"FAILED {game}: {'; '.join(errors)}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from matchflow.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, fps=args.fps, workers=args.workers, scheduler=args.scheduler)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from matchflow.flows.corpus import run_corpus
+    from matchflow.pipeline import PipelineError, build_pipeline
+    from matchflow.prefect_env import local_api
+
+    try:
+        build_pipeline(config)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with local_api():
+        summary = run_corpus(args.corpus, args.out, config, force=args.force)
+    _print_summary(summary)
+    return 1 if summary.failed else 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from matchflow.storage.query import query
+
+    rel = query(args.out, args.sql)
+    if rel is None:
+        return 0
+    if args.format == "csv":
+        rel.df().to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        print(rel.df().to_json(orient="records", lines=True, date_format="iso"))
+    else:
+        rel.show(max_rows=args.max_rows, max_width=200)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from matchflow.storage.layout import OutputLayout
+    from matchflow.storage.manifest import read_all_manifests
+
+    manifests = read_all_manifests(OutputLayout.at(args.out))
+    for gid, m in sorted(manifests.items(), key=lambda kv: kv[1].get("game", "")):
+        extra = f" frames={m.get('sampled_frames')}" if m.get("status") == "committed" else f" errors={m.get('errors')}"
+        print(f"{m.get('status'):9s} {m.get('game')}{extra}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from matchflow.config import load_config
+    from matchflow.flows.corpus import run_corpus
+    from matchflow.prefect_env import local_api
+    from matchflow.storage.query import query
+    from matchflow.synth import synthesize_corpus
+
+    root = Path(args.dir)
+    corpus, out = root / "corpus", root / "out"
+    print(f"1/3 synthesizing {args.games} games x 2 halves x {args.seconds:g} s under {corpus}", flush=True)
+    synthesize_corpus(corpus, games=args.games, halves=2, seconds=args.seconds, seed=0,
+                      progress=lambda msg: print("    " + msg, file=sys.stderr, flush=True))
+    print(f"2/3 running the corpus flow on {args.workers} Dask workers into {out}", flush=True)
+    config = load_config(None, workers=args.workers)
+    with local_api():
+        summary = run_corpus(str(corpus), str(out), config, force=True)
+    _print_summary(summary)
+    sql = "SELECT game, half, count(*) AS frames, round(max(t), 2) AS last_t FROM frames GROUP BY ALL ORDER BY ALL"
+    print(f"3/3 sample query: matchflow sql {out} \"{sql}\"", flush=True)
+    query(str(out), sql).show(max_width=200)
+    return 1 if summary.failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="matchflow", description=__doc__)
+    p.add_argument("--version", action="version", version=f"matchflow {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect and Dask logs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="render a synthetic soccer broadcast corpus with ground truth")
+    s.add_argument("out_dir")
+    s.add_argument("--games", type=int, default=2)
+    s.add_argument("--halves", type=int, default=2, choices=(1, 2))
+    s.add_argument("--seconds", type=float, default=30.0, help="length of each half in seconds")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
+
+    r = sub.add_parser("run", help="process a corpus (local folder or s3://) into an output root")
+    r.add_argument("corpus")
+    r.add_argument("--out", required=True, help="output root: local folder or s3://bucket/prefix")
+    r.add_argument("--config", help="YAML configuration file (fields of matchflow.config.PipelineConfig)")
+    r.add_argument("--workers", type=int, help="local Dask worker processes (default: one per core)")
+    r.add_argument("--fps", type=float, help="sampling rate in frames per second (default 2)")
+    r.add_argument("--scheduler", help="use an existing Dask scheduler, tcp://HOST:PORT")
+    r.add_argument("--force", action="store_true", help="redo every game, even committed up-to-date ones")
+    r.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("sql", help="query the output tables with DuckDB (committed games only)")
+    q.add_argument("out")
+    q.add_argument("sql")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--max-rows", type=int, default=40)
+    q.set_defaults(func=cmd_sql)
+
+    st = sub.add_parser("status", help="list committed and failed games of an output root")
+    st.add_argument("out")
+    st.set_defaults(func=cmd_status)
+
+    d = sub.add_parser("demo", help="synthesize a small corpus, process it, query it")
+    d.add_argument("--dir", default="demo-out", help="folder for the demo corpus and output")
+    d.add_argument("--games", type=int, default=2)
+    d.add_argument("--seconds", type=float, default=30.0)
+    d.add_argument("--workers", type=int, default=2)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The one typed configuration of a run: YAML file plus command-line overrides.
+
+Every parameter of the pipeline lives here. The fingerprint covers the fields that change what a run
+writes (sampling, chunking, stages and their parameters); it goes into each game's manifest so that a
+rerun can tell whether a committed game is still up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+#: Fields that only say *how* a run executes, not *what* it writes: left out of the fingerprint.
+EXECUTION_FIELDS = frozenset({"workers", "scheduler", "storage_options", "retries", "memory_limit"})
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the field."""
+
+
+class PipelineConfig(BaseModel):
+    """Parameters of a Matchflow run.
+
+    Units: ``fps`` in sampled frames per second of video time; ``chunk_frames`` and ``batch_frames`` in
+    sampled frames.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fps: float = Field(2.0, gt=0, le=120, description="sampling rate, frames per second (SoccerNet: 2)")
+    chunk_frames: int = Field(
+        128, ge=1, le=100_000, description="sampled frames per chunk task (the unit of scheduling and of writing)"
+    )
+    batch_frames: int = Field(
+        16, ge=1, le=4096, description="sampled frames decoded and processed at once inside a chunk (bounds memory)"
+    )
+    resolution: Literal["highest", "lowest"] | int = Field(
+        "highest", description="which video of a half to use when several resolutions exist, or a height such as 720"
+    )
+    stages: list[str] = Field(default_factory=lambda: ["frames"], description="frame-level stages, in order")
+    stage_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-stage parameters, keyed by stage name"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run on each worker")
+    # execution only (not fingerprinted)
+    workers: int | None = Field(None, ge=1, le=1024, description="local Dask workers (default: one per core)")
+    scheduler: str | None = Field(None, description="address of an existing Dask scheduler, tcp://HOST:PORT")
+    retries: int = Field(2, ge=0, le=20, description="retries of a failed chunk task (a lost worker, a transient error)")
+    memory_limit: str | None = Field("auto", description="memory limit of each local Dask worker, e.g. '4GiB'")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for s3:// corpora and outputs (never logged or written)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "PipelineConfig":
+        if self.chunk_frames % self.batch_frames:
+            raise ValueError(
+                f"chunk_frames ({self.chunk_frames}) must be a multiple of batch_frames ({self.batch_frames})"
+            )
+        if len(set(self.stages)) != len(self.stages):
+            raise ValueError(f"stages lists a stage twice: {self.stages}")
+        if self.scheduler is not None and not self.scheduler.startswith(("tcp://", "tls://", "inproc://")):
+            raise ValueError(f"scheduler must be an address such as tcp://HOST:PORT, got {self.scheduler!r}")
+        return self
+
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of the fields that change the output (see EXECUTION_FIELDS)."""
+        data = self.model_dump(mode="json", exclude=set(EXECUTION_FIELDS))
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def public_dict(self) -> dict[str, Any]:
+        """The configuration as written to manifests: everything but the storage options (credentials)."""
+        return self.model_dump(mode="json", exclude={"storage_options"})
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"invalid configuration in {source}: " + "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
+    """Read a YAML configuration file (optional) and apply overrides (``None`` values are ignored).
+
+    Raises ConfigError naming the file and the offending field.
+    """
+    data: dict[str, Any] = {}
+    source = "command-line options"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"configuration file {path} must hold a mapping of fields, got {type(loaded).__name__}")
+        data.update(loaded)
+        source = f"{path} (with command-line options)" if any(v is not None for v in overrides.values()) else str(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None

@@ -1,0 +1,189 @@
+"""The life of one game in a run, as plain functions: decide, prepare, commit or fail.
+
+Order of writes for a game: remove its manifest (readers stop seeing it), remove its old tables and
+arrays, create its Zarr group, write chunk files, write the manifest last. A run killed anywhere in
+between leaves a game without a committed manifest, which the next run redoes from scratch, so every
+row exists exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from matchflow import __version__
+from matchflow.config import PipelineConfig
+from matchflow.pipeline import ChunkResult, ChunkSpec, Pipeline, plan_chunks
+from matchflow.storage import arrays as zarr_io
+from matchflow.storage import fs
+from matchflow.storage.corpus import Game
+from matchflow.storage.layout import OutputLayout
+from matchflow.storage.manifest import COMMITTED, FAILED, read_manifest, remove_manifest, write_manifest
+from matchflow.storage.schema import CONTRACT_VERSION, TABLES
+from matchflow.video import VideoError, VideoInfo, probe, sample_indices
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The package version, with the git commit (and ``-dirty``) when run from a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{commit}" if commit else __version__
+
+
+def is_up_to_date(manifest: dict[str, Any] | None, config: PipelineConfig) -> bool:
+    """True when a game's manifest says it is committed with this configuration and contract."""
+    return (
+        manifest is not None
+        and manifest.get("status") == COMMITTED
+        and manifest.get("config_fingerprint") == config.fingerprint()
+        and manifest.get("contract_version") == CONTRACT_VERSION
+    )
+
+
+def needs_run(layout: OutputLayout, game: Game, config: PipelineConfig, force: bool) -> bool:
+    """Whether a game must be (re)processed: forced, never committed, or committed with another config."""
+    if force:
+        return True
+    return not is_up_to_date(read_manifest(layout, game.game_id, config.storage_options), config)
+
+
+@dataclass
+class GamePlan:
+    """A prepared game: its probed halves and the chunks to run."""
+
+    game: Game
+    videos: dict[int, VideoInfo]
+    chunks: list[ChunkSpec]
+    started_at: str
+
+
+def clear_game(layout: OutputLayout, game_id: str, storage_options: dict[str, Any] | None = None) -> None:
+    """Withdraw a game (manifest first) and delete everything written for it before."""
+    remove_manifest(layout, game_id, storage_options)
+    for table in TABLES:
+        fs.remove_tree(layout.partition(table, game_id), storage_options)
+    fs.remove_tree(layout.zarr(game_id), storage_options)
+
+
+def prepare_game(game: Game, config: PipelineConfig, layout: OutputLayout, pipeline: Pipeline) -> GamePlan:
+    """Probe the halves, clear old output, create the Zarr group and arrays, and cut the chunks.
+
+    Raises VideoError (naming the file) when a half cannot be read, ValueError when the folder is not a game.
+    """
+    started = dt.datetime.now(dt.timezone.utc).isoformat()
+    if game.error:
+        raise ValueError(game.error)
+    so = config.storage_options
+    videos = {half: probe(url, so) for half, url in sorted(game.halves.items())}
+    for half, info in videos.items():
+        if info.n_frames <= 0 or info.fps <= 0:
+            raise VideoError(f"{info.path}: no frames to read (frames={info.n_frames}, fps={info.fps})")
+    clear_game(layout, game.game_id, so)
+    zarr_url = layout.zarr(game.game_id)
+    zarr_io.open_game_group(zarr_url, so, mode="w").attrs.update(
+        {"game": game.key, "game_id": game.game_id, "contract_version": CONTRACT_VERSION}
+    )
+    chunks: list[ChunkSpec] = []
+    for half, info in videos.items():
+        n_sampled = len(sample_indices(info.n_frames, info.fps, config.fps))
+        zarr_io.create_half(
+            zarr_url,
+            half,
+            n_sampled,
+            pipeline.array_specs(info),
+            config.batch_frames,
+            {
+                "video": _display_url(info.path),
+                "video_fps": info.fps,
+                "video_frames": info.n_frames,
+                "width": info.width,
+                "height": info.height,
+                "sample_fps": config.fps,
+                "sampled_frames": n_sampled,
+            },
+            so,
+        )
+        chunks += plan_chunks(game.key, game.game_id, half, info, config)
+    return GamePlan(game, videos, chunks, started)
+
+
+def _display_url(url: str) -> str:
+    """A video location fit for a manifest: never any credentials embedded in a URL."""
+    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        proto, rest = url.split("://", 1)
+        return f"{proto}://{rest.split('@', 1)[1]}"
+    return url
+
+
+def commit_game(
+    plan: GamePlan,
+    results: list[ChunkResult],
+    config: PipelineConfig,
+    layout: OutputLayout,
+    pipeline: Pipeline,
+    run_id: str,
+) -> dict[str, Any]:
+    """Write the committed manifest of a game (the last write); returns it."""
+    got = {(r.half, r.chunk) for r in results}
+    want = {(c.half, c.chunk) for c in plan.chunks}
+    if got != want:
+        raise RuntimeError(f"game {plan.game.key!r}: chunks {sorted(want - got)} have no result; not committing")
+    rows: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for r in results:
+        for t, n in r.rows.items():
+            rows[t] = rows.get(t, 0) + n
+        for k, s in r.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + s
+    manifest = _manifest_base(plan.game, config, pipeline, run_id, plan.started_at)
+    manifest.update(
+        status=COMMITTED,
+        halves={str(h): {**asdict(v), "path": _display_url(v.path)} for h, v in plan.videos.items()},
+        sampled_frames=sum(r.frames for r in results),
+        chunks=len(results),
+        rows=rows,
+        seconds={k: round(v, 4) for k, v in sorted(seconds.items())},
+        errors=[],
+    )
+    write_manifest(layout, plan.game.game_id, manifest, config.storage_options)
+    return manifest
+
+
+def fail_game(
+    game: Game, errors: list[str], config: PipelineConfig, layout: OutputLayout, pipeline: Pipeline, run_id: str,
+    started_at: str | None = None,
+) -> dict[str, Any]:
+    """Record a failed game (readers do not see it; the next run redoes it); returns the manifest."""
+    manifest = _manifest_base(game, config, pipeline, run_id, started_at)
+    manifest.update(status=FAILED, errors=errors)
+    write_manifest(layout, game.game_id, manifest, config.storage_options)
+    return manifest
+
+
+def _manifest_base(
+    game: Game, config: PipelineConfig, pipeline: Pipeline, run_id: str, started_at: str | None
+) -> dict[str, Any]:
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "game": game.key,
+        "game_id": game.game_id,
+        "run_id": run_id,
+        "config_fingerprint": config.fingerprint(),
+        "config": config.public_dict(),
+        "stages": {st.name: st.version for st in pipeline.stages},
+        "model_checksums": pipeline.model_checksums(),
+        "code_version": code_version(),
+        "started_at": started_at,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }

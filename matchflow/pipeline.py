@@ -1,0 +1,249 @@
+"""The chain of frame-level stages and the work of one chunk, as plain functions.
+
+``build_pipeline`` instantiates the configured stages and checks their chain before any work starts.
+``process_chunk`` decodes one chunk of a half batch by batch, runs every stage on each batch and
+writes what they produced (one Parquet file per table, frame-aligned Zarr slices); it returns only
+small metadata, never frames.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from matchflow.config import PipelineConfig
+from matchflow.stages.base import SOURCES, Batch, HalfContext, Stage
+from matchflow.stages.registry import stage_class
+from matchflow.storage import arrays as zarr_io
+from matchflow.storage import schema as contract
+from matchflow.storage import tables
+from matchflow.storage.arrays import ArraySpec
+from matchflow.storage.layout import OutputLayout
+from matchflow.video import VideoInfo, iter_frames, sample_indices
+
+#: Prefixes of the frame-aligned Zarr arrays the contract allows.
+CONTRACT_ARRAYS = ("topview_cc", "topview_bc", "features_", "masks")
+
+
+class PipelineError(ValueError):
+    """The configured chain of stages cannot work; the message names the stage and the resource."""
+
+
+def _check_write(stage: str, key: str) -> None:
+    if key.startswith("arrays/"):
+        name = key[len("arrays/") :]
+        if not any(name == p or (p.endswith("_") and name.startswith(p)) for p in CONTRACT_ARRAYS):
+            raise PipelineError(f"stage {stage!r} writes array {name!r}, which the output contract does not have")
+        return
+    table, _, column = key.partition(".")
+    if table not in contract.TABLES or not column:
+        raise PipelineError(f"stage {stage!r} writes {key!r}: not a contract table column (<table>.<column>)")
+    if column in contract.KEY_COLUMNS or column not in contract.columns(table):
+        raise PipelineError(
+            f"stage {stage!r} writes {key!r}, but table {table!r} has no such column; "
+            f"its columns: {contract.columns(table)}"
+        )
+
+
+@dataclass
+class Pipeline:
+    """An ordered, checked chain of stages."""
+
+    stages: list[Stage]
+
+    def __post_init__(self) -> None:
+        available = set(SOURCES)
+        for st in self.stages:
+            for key in st.reads:
+                if key not in available:
+                    raise PipelineError(
+                        f"stage {st.name!r} reads {key!r}, which no earlier stage writes "
+                        f"(stages in order: {[s.name for s in self.stages]})"
+                    )
+            for key in st.writes:
+                _check_write(st.name, key)
+                if key in available:
+                    raise PipelineError(f"stage {st.name!r} writes {key!r}, which an earlier stage already writes")
+                available.add(key)
+
+    @property
+    def tables(self) -> list[str]:
+        """The contract tables this pipeline writes rows to, in order of first appearance."""
+        seen: list[str] = []
+        for st in self.stages:
+            for key in st.writes:
+                t = key.partition(".")[0]
+                if not key.startswith("arrays/") and t not in seen:
+                    seen.append(t)
+        return seen
+
+    def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
+        specs: dict[str, ArraySpec] = {}
+        for st in self.stages:
+            specs.update(st.array_specs(video))
+        return specs
+
+    def model_checksums(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for st in self.stages:
+            out.update(st.model_checksums())
+        return out
+
+    def setup(self, device: str) -> None:
+        for st in self.stages:
+            st.setup(device)
+
+    def run(self, batch: Batch, seconds: dict[str, float]) -> None:
+        """Run every stage on ``batch``; adds each stage's wall time to ``seconds[stage name]``."""
+        for st in self.stages:
+            batch._allowed = frozenset(st.writes)
+            batch._stage = st.name
+            t0 = time.perf_counter()
+            st.process(batch)
+            seconds[st.name] = seconds.get(st.name, 0.0) + time.perf_counter() - t0
+        batch._allowed, batch._stage = frozenset(), ""
+
+
+def build_pipeline(config: PipelineConfig) -> Pipeline:
+    """Instantiate and check the configured stages (no models are loaded here)."""
+    unknown = set(config.stage_params) - set(config.stages)
+    if unknown:
+        raise PipelineError(f"stage_params names stage(s) {sorted(unknown)} that are not in stages {config.stages}")
+    try:
+        classes = [stage_class(name) for name in config.stages]
+    except KeyError as exc:
+        raise PipelineError(str(exc.args[0])) from None
+    return Pipeline([cls(config.stage_params.get(cls.name)) for cls in classes])
+
+
+_WORKER_PIPELINES: dict[str, Pipeline] = {}
+
+
+def worker_pipeline(config: PipelineConfig) -> Pipeline:
+    """The pipeline of this process for ``config``, set up once (models load once per worker)."""
+    key = config.fingerprint() + config.device
+    if key not in _WORKER_PIPELINES:
+        pipe = build_pipeline(config)
+        pipe.setup(resolve_device(config.device))
+        _WORKER_PIPELINES[key] = pipe
+    return _WORKER_PIPELINES[key]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` where torch sees a GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """One chunk of one half: sampled frames ``start`` (inclusive) to ``stop`` (exclusive)."""
+
+    game: str
+    game_id: str
+    half: int
+    chunk: int
+    video: VideoInfo
+    start: int
+    stop: int
+
+
+def plan_chunks(game: str, game_id: str, half: int, video: VideoInfo, config: PipelineConfig) -> list[ChunkSpec]:
+    """Cut a half into chunks of ``config.chunk_frames`` sampled frames."""
+    n = len(sample_indices(video.n_frames, video.fps, config.fps))
+    return [
+        ChunkSpec(game, game_id, half, i, video, start, min(start + config.chunk_frames, n))
+        for i, start in enumerate(range(0, n, config.chunk_frames))
+    ]
+
+
+@dataclass
+class ChunkResult:
+    """What a chunk task returns: small metadata only."""
+
+    game_id: str
+    half: int
+    chunk: int
+    frames: int
+    rows: dict[str, int]
+    seconds: dict[str, float]
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def process_chunk(
+    spec: ChunkSpec,
+    config: PipelineConfig,
+    layout: OutputLayout,
+    pipeline: Pipeline | None = None,
+) -> ChunkResult:
+    """Decode a chunk batch by batch, run the stages, write their tables and arrays; return metadata.
+
+    Peak memory is one batch of frames plus the chunk's table rows. Writing is idempotent: the chunk's
+    files are named by its position and replaced whole, Zarr slices are overwritten.
+    """
+    pipe = pipeline if pipeline is not None else worker_pipeline(config)
+    so = config.storage_options
+    ctx = HalfContext(spec.game, spec.game_id, spec.half, spec.video, config.fps)
+    indices = sample_indices(spec.video.n_frames, spec.video.fps, config.fps)[spec.start : spec.stop]
+    seconds: dict[str, float] = {"decode": 0.0}
+    collected: dict[str, list[dict[str, Any]]] = {t: [] for t in pipe.tables}
+    zarr_url = layout.zarr(spec.game_id)
+    pos = spec.start
+    t0 = time.perf_counter()
+    for video_frames, images in iter_frames(spec.video.path, indices, config.batch_frames, so):
+        seconds["decode"] += time.perf_counter() - t0
+        b = len(video_frames)
+        frame = np.arange(pos, pos + b, dtype=np.int32)
+        batch = Batch(ctx, frame, video_frames, video_frames / spec.video.fps, images)
+        pipe.run(batch, seconds)
+        t1 = time.perf_counter()
+        for name, values in batch.arrays.items():
+            zarr_io.write_frames(zarr_url, spec.half, name, pos, values, so)
+        seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t1
+        for name, rows in batch.tables.items():
+            collected[name].append(rows)
+        pos += b
+        t0 = time.perf_counter()
+    if pos != spec.stop:
+        raise RuntimeError(
+            f"{spec.video.path}: decoded {pos - spec.start} sampled frames of chunk {spec.chunk}, "
+            f"expected {spec.stop - spec.start}"
+        )
+    t1 = time.perf_counter()
+    rows_written: dict[str, int] = {}
+    fps_native = spec.video.fps
+    for name, parts in collected.items():
+        merged = _concat_rows(parts)
+        merged["t"] = _row_times(merged["frame"], indices, spec.start, fps_native)
+        rows_written[name] = tables.write_part(
+            layout, name, spec.game_id, spec.game, spec.half, spec.chunk, merged, so
+        )
+    seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t1
+    return ChunkResult(spec.game_id, spec.half, spec.chunk, spec.stop - spec.start, rows_written, seconds)
+
+
+def _concat_rows(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    if not parts:
+        return {"frame": np.zeros(0, dtype=np.int32)}
+    keys = list(parts[0])
+    out: dict[str, Any] = {}
+    for k in keys:
+        vals = [p[k] for p in parts]
+        if all(isinstance(v, np.ndarray) for v in vals):
+            out[k] = np.concatenate(vals)
+        else:
+            out[k] = [x for v in vals for x in v]
+    return out
+
+
+def _row_times(frame: np.ndarray, indices: np.ndarray, start: int, native_fps: float) -> np.ndarray:
+    """Seconds from the start of the half of each row: the time of its sampled frame's source frame."""
+    return indices[np.asarray(frame, dtype=np.int64) - start] / native_fps

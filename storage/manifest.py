@@ -1,0 +1,64 @@
+"""Per-game manifests: the commit record that makes a game visible to readers.
+
+A manifest is written last, atomically, once every chunk of the game has been written. Its ``status``
+is ``committed`` (readers see the game) or ``failed`` (readers do not; the errors say why). Before a
+game is (re)processed its manifest is removed first, so a half-rewritten game is never visible.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from matchflow.storage import fs
+from matchflow.storage.layout import OutputLayout
+
+COMMITTED = "committed"
+FAILED = "failed"
+
+
+def write_manifest(layout: OutputLayout, game_id: str, manifest: dict[str, Any], storage_options: dict | None = None) -> None:
+    """Write the manifest of a game atomically (the commit point)."""
+    if manifest.get("status") not in (COMMITTED, FAILED):
+        raise ValueError(f"manifest status must be {COMMITTED!r} or {FAILED!r}, got {manifest.get('status')!r}")
+    data = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+    fs.write_bytes_atomic(layout.manifest(game_id), data, storage_options)
+
+
+def read_manifest(layout: OutputLayout, game_id: str, storage_options: dict | None = None) -> dict[str, Any] | None:
+    """The manifest of a game, or None when the game has none (never run, running, or being redone)."""
+    try:
+        data = fs.read_bytes(layout.manifest(game_id), storage_options)
+    except FileNotFoundError:
+        return None
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"manifest {layout.manifest(game_id)} is not valid JSON: {exc}") from exc
+
+
+def remove_manifest(layout: OutputLayout, game_id: str, storage_options: dict | None = None) -> None:
+    """Withdraw a game from readers (first step of redoing it)."""
+    filesystem = fs.filesystem(layout.root, storage_options)
+    path = fs.strip_protocol(layout.manifest(game_id))
+    if filesystem.exists(path):
+        filesystem.rm(path)
+
+
+def read_all_manifests(layout: OutputLayout, storage_options: dict | None = None) -> dict[str, dict[str, Any]]:
+    """Every manifest under the output root, by game id."""
+    out: dict[str, dict[str, Any]] = {}
+    for url in fs.list_files(layout.manifest_dir(), storage_options):
+        name = url.rsplit("/", 1)[-1]
+        if not name.endswith(".json"):
+            continue
+        gid = name[: -len(".json")]
+        manifest = read_manifest(layout, gid, storage_options)
+        if manifest is not None:
+            out[gid] = manifest
+    return out
+
+
+def committed_game_ids(layout: OutputLayout, storage_options: dict | None = None) -> list[str]:
+    """Ids of the games readers may see."""
+    return sorted(g for g, m in read_all_manifests(layout, storage_options).items() if m.get("status") == COMMITTED)

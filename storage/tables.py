@@ -1,0 +1,110 @@
+"""Parquet tables of the output contract: writing one chunk's rows, reading committed games."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from matchflow.storage import fs
+from matchflow.storage.layout import OutputLayout
+from matchflow.storage.schema import KEY_COLUMNS, schema
+
+PARTITIONING = pads.partitioning(pa.schema([("game_id", pa.string())]), flavor="hive")
+
+
+def _column(values: Any, field: pa.Field, n: int) -> pa.Array:
+    """One column as an Arrow array of the contract type; ``None`` means all null."""
+    typ = field.type
+    if values is None:
+        return pa.nulls(n, type=typ)
+    if pa.types.is_fixed_size_list(typ):
+        arr = np.asarray(values, dtype=typ.value_type.to_pandas_dtype()).reshape(n, typ.list_size)
+        return pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel(), type=typ.value_type), typ.list_size)
+    if pa.types.is_dictionary(typ):
+        return pa.array(list(values), type=pa.string()).dictionary_encode().cast(typ)
+    if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.floating) and pa.types.is_floating(typ):
+        return pa.array(values, type=typ, from_pandas=True)  # NaN -> null for float columns
+    return pa.array(values, type=typ, from_pandas=True)
+
+
+def build_table(table: str, game: str, half: int, rows: Mapping[str, Any]) -> pa.Table:
+    """A contract table from per-row columns; ``rows`` must hold ``frame`` and ``t``.
+
+    Columns of the contract missing from ``rows`` are null; a column not in the contract, or of another
+    length, raises ValueError naming it.
+    """
+    sch = schema(table)
+    n = len(rows["frame"])
+    unknown = set(rows) - set(sch.names)
+    if unknown:
+        raise ValueError(f"table {table!r} has no column(s) {sorted(unknown)}; contract columns: {sch.names}")
+    for name, values in rows.items():
+        if values is not None and len(values) != n:
+            raise ValueError(f"table {table!r} column {name!r} has {len(values)} rows, expected {n}")
+    arrays = []
+    for f in sch:
+        if f.name == "game":
+            arrays.append(pa.array([game] * n, type=f.type))
+        elif f.name == "half":
+            arrays.append(pa.array(np.full(n, half, dtype=np.int8), type=f.type))
+        else:
+            col = _column(rows.get(f.name), f, n)
+            if not f.nullable and col.null_count:
+                raise ValueError(f"table {table!r} column {f.name!r} must not hold nulls")
+            arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=sch)
+
+
+def write_part(
+    layout: OutputLayout,
+    table: str,
+    game_id: str,
+    game: str,
+    half: int,
+    chunk: int,
+    rows: Mapping[str, Any],
+    storage_options: dict[str, Any] | None = None,
+) -> int:
+    """Write one chunk's rows of ``table`` as its own Parquet file (atomically); returns the row count."""
+    tbl = build_table(table, game, half, rows)
+    buf = io.BytesIO()
+    pq.write_table(tbl, buf, compression="zstd")
+    fs.write_bytes_atomic(layout.part_file(table, game_id, half, chunk), buf.getvalue(), storage_options)
+    return tbl.num_rows
+
+
+def committed_dataset(
+    layout: OutputLayout,
+    table: str,
+    game_ids: list[str],
+    storage_options: dict[str, Any] | None = None,
+) -> pads.Dataset:
+    """An Arrow dataset of ``table`` over the given (committed) games, with the ``game_id`` column.
+
+    Files of other games (running, failed or half-written) are not part of it.
+    """
+    filesystem = fs.filesystem(layout.root, storage_options)
+    files: list[str] = []
+    for gid in game_ids:
+        files += [
+            fs.strip_protocol(f)
+            for f in fs.list_files(layout.partition(table, gid), storage_options)
+            if f.endswith(".parquet")
+        ]
+    full_schema = schema(table).append(pa.field("game_id", pa.string()))
+    return pads.dataset(
+        sorted(files),
+        schema=full_schema,
+        format="parquet",
+        filesystem=filesystem,
+        partitioning=PARTITIONING,
+        partition_base_dir=fs.strip_protocol(layout.table_dir(table)),
+    )
+
+
+__all__ = ["build_table", "write_part", "committed_dataset", "KEY_COLUMNS"]

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that call the plain functions of matchflow.games and matchflow.pipeline."""
