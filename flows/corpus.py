@@ -73,6 +73,7 @@ def dask_task_runner(config: PipelineConfig) -> DaskTaskRunner:
             "processes": True,
             "memory_limit": config.memory_limit,
             "dashboard_address": None,
+            "preload": ["matchflow.tasks.game"],  # workers import the pipeline at start, not on their first task
         },
     )
 

@@ -1,0 +1,116 @@
+"""Orchestration overhead of `matchflow run` against a plain loop over the same chunks.
+
+Synthesizes a corpus (default 2 games x 2 halves x 120 s, 1280x720 H.264), then measures:
+
+- the work: a single process calling ``prepare_game`` and ``process_chunk`` on every chunk in turn;
+- the flow: the corpus flow on a Dask LocalCluster with 1 and with 2 worker processes, timed from
+  the start of the flow body (Prefect server and Dask cluster up) to its end: startup excluded;
+- for reference, the whole ``matchflow run`` command's wall time, startup included.
+
+Overhead = flow(1 worker) / work - 1 (target < 10%); speed-up = flow(1 worker) / flow(2 workers)
+(target >= 1.7). Writes the figures to bench/RESULTS.md.
+
+    .venv/bin/python bench/overhead.py [--games 2] [--seconds 120] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from results import machine_description, update_section  # noqa: E402
+
+from matchflow.config import PipelineConfig  # noqa: E402
+from matchflow.games import prepare_game  # noqa: E402
+from matchflow.pipeline import build_pipeline, process_chunk  # noqa: E402
+from matchflow.storage.corpus import list_games  # noqa: E402
+from matchflow.storage.layout import OutputLayout  # noqa: E402
+
+
+def plain_loop(corpus: str, out: str, cfg: PipelineConfig) -> tuple[float, int]:
+    """Seconds and sampled frames of a single-process loop over every chunk of the corpus."""
+    pipe = build_pipeline(cfg)
+    pipe.setup("cpu")
+    layout = OutputLayout.at(out)
+    t0 = time.perf_counter()
+    frames = 0
+    for game in list_games(corpus):
+        plan = prepare_game(game, cfg, layout, pipe)
+        for spec in plan.chunks:
+            frames += process_chunk(spec, cfg, layout, pipe).frames
+    return time.perf_counter() - t0, frames
+
+
+def flow_run(corpus: str, out: str, workers: int) -> tuple[float, float, int]:
+    """(flow body seconds, whole command seconds, frames) of `matchflow run --workers N --force`."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "matchflow.cli", "run", corpus, "--out", out, "--workers", str(workers), "--force"],
+        capture_output=True, text=True, check=True,
+    )
+    wall = time.perf_counter() - t0
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("run "))
+    # "... N frames in S s (R frames/s)"
+    words = line.split()
+    i = words.index("frames")
+    return float(words[i + 2]), wall, int(words[i - 1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--games", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--keep", help="folder to keep the corpus in (reused when present)")
+    args = ap.parse_args()
+    from matchflow.synth import synthesize_corpus
+
+    tmp = tempfile.TemporaryDirectory(prefix="matchflow-bench-")
+    base = Path(args.keep or tmp.name)
+    corpus = base / "corpus"
+    if not corpus.exists():
+        print(f"synthesizing {args.games} games x 2 halves x {args.seconds:g} s into {corpus}", flush=True)
+        synthesize_corpus(corpus, games=args.games, halves=2, seconds=args.seconds, seed=1)
+    cfg = PipelineConfig()
+    work, frames = plain_loop(str(corpus), str(base / "out-loop"), cfg)
+    print(f"plain loop: {frames} frames in {work:.2f} s", flush=True)
+    f1, w1, n1 = flow_run(str(corpus), str(base / "out-1"), 1)
+    print(f"flow, 1 worker: {n1} frames, flow body {f1:.2f} s, command {w1:.2f} s", flush=True)
+    f2, w2, n2 = flow_run(str(corpus), str(base / "out-2"), 2)
+    print(f"flow, 2 workers: {n2} frames, flow body {f2:.2f} s, command {w2:.2f} s", flush=True)
+    assert n1 == n2 == frames, (n1, n2, frames)
+    overhead = f1 / work - 1
+    speedup = f1 / f2
+    cmd = f".venv/bin/python bench/overhead.py --games {args.games} --seconds {args.seconds:g}"
+    body = "\n".join([
+        f"Command: `{cmd}`  ",
+        f"Machine: {machine_description()}  ",
+        f"Corpus: {args.games} games x 2 halves x {args.seconds:g} s, 1280x720 H.264 25 fps (matchflow synth), "
+        f"sampled at 2 fps: {frames} frames; default configuration (stages: frames; chunk 128, batch 16).",
+        "",
+        "| run | seconds | frames/s |",
+        "| --- | --- | --- |",
+        f"| plain single-process loop over the same chunks (the work) | {work:.2f} | {frames / work:.1f} |",
+        f"| flow, 1 Dask worker, flow body (startup excluded) | {f1:.2f} | {frames / f1:.1f} |",
+        f"| flow, 2 Dask workers, flow body (startup excluded) | {f2:.2f} | {frames / f2:.1f} |",
+        f"| `matchflow run --workers 1`, whole command | {w1:.2f} | |",
+        f"| `matchflow run --workers 2`, whole command | {w2:.2f} | |",
+        "",
+        f"Orchestration overhead (flow 1 worker / loop - 1): **{overhead * 100:.1f}%** (target < 10%).  ",
+        f"Speed-up 2 workers over 1: **{speedup:.2f}x** (target >= 1.7x).",
+    ])
+    update_section("Orchestration overhead", body)
+    print(body)
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    main()

@@ -1,0 +1,434 @@
+"""Video decoding with decord: probing, SoccerNet-style frame sampling and batched frame reads.
+
+Conventions:
+- Frame indices are 0-based positions in presentation order, as decord counts them.
+- Times are seconds from the first frame; frame ``i`` is at ``i / native_fps``.
+- Frames are RGB, uint8, (H, W, 3) at the video's native resolution.
+
+Every failure to read a video raises :class:`VideoError` whose message starts with the path.
+Before any frame is returned a video is checked: it must open, hold at least one frame, hold
+as many frames as its container header declares (a cut file fails), and have no gap in its
+frame timestamps (frames lost in the middle of a file would shift every later index). While
+decoding, the decoder's own error reports (FFmpeg log lines at error level) are collected,
+and a batch read during which the decoder reported corrupt data fails instead of returning
+error-concealed frames. FFmpeg's log is routed to the ``matchflow.video.ffmpeg`` logger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import decord
+import numpy as np
+
+__all__ = [
+    "DEFAULT_BATCH_FRAMES",
+    "VideoError",
+    "VideoInfo",
+    "iter_frames",
+    "open_video",
+    "probe",
+    "sample_indices",
+]
+
+DEFAULT_BATCH_FRAMES = 32
+"""Frames per batch for :func:`iter_frames` callers without a preference (about 88 MB at 720p)."""
+
+_DOWNLOAD_BLOCK = 8 * 2**20  # bytes per read when staging a remote video to local disk
+_log = logging.getLogger(__name__)
+_ffmpeg_log = logging.getLogger(__name__ + ".ffmpeg")
+
+
+class VideoError(RuntimeError):
+    """A video cannot be read correctly; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns about a video: frame count, rate (frames/s) and size (pixels)."""
+
+    path: str
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds (``n_frames / fps``)."""
+        return self.n_frames / self.fps if self.fps > 0 else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# FFmpeg log capture
+
+
+class _FFmpegLog:
+    """Hooks the log callback of the FFmpeg that decord bundles.
+
+    Lines at warning level or above go to the ``matchflow.video.ffmpeg`` logger instead of
+    stderr; lines at error level or above are also appended to every active watch list.
+    Decoders in other threads of the process share the hook, so a watch list may also receive
+    errors of a corrupt video decoded concurrently in the same process.
+    """
+
+    _ERROR = 16  # AV_LOG_ERROR
+    _WARNING = 24  # AV_LOG_WARNING
+    _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+    _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: set[int] = set()
+        self._lists: dict[int, list[str]] = {}
+        self._installed = False
+        self._avutil: ctypes.CDLL | None = None
+        self._callback = self._CALLBACK(self._on_log)
+
+    def install(self) -> None:
+        """Install the hook once per process; without a usable libavutil, do nothing."""
+        with self._lock:
+            if self._installed:
+                return
+            self._installed = True
+            if platform.machine().lower() not in ("x86_64", "amd64", "aarch64", "arm64"):
+                return  # va_list is passed by pointer only on these ABIs
+            pkg_dir = Path(decord.__file__).resolve().parent
+            libs = sorted(glob.glob(str(pkg_dir.parent / "decord.libs" / "libavutil*.so*")))
+            libs += sorted(glob.glob(str(pkg_dir / "libavutil*.so*")))
+            if not libs:
+                _log.debug("decord's libavutil not found; FFmpeg errors are not captured")
+                return
+            try:
+                avutil = ctypes.CDLL(libs[0])
+                avutil.av_log_set_callback.argtypes = [ctypes.c_void_p]
+                avutil.av_log_set_callback.restype = None
+                avutil.av_log_format_line2.argtypes = [
+                    ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                    ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                ]
+                avutil.av_log_format_line2.restype = ctypes.c_int
+                default = ctypes.cast(avutil.av_log_default_callback, ctypes.c_void_p)
+            except (OSError, AttributeError) as exc:
+                _log.debug("cannot hook decord's FFmpeg log: %s", exc)
+                return
+            self._avutil = avutil
+            avutil.av_log_set_callback(ctypes.cast(self._callback, ctypes.c_void_p))
+            import atexit
+
+            atexit.register(avutil.av_log_set_callback, default)
+
+    @property
+    def active(self) -> bool:
+        return self._avutil is not None
+
+    def _on_log(self, avcl: int | None, level: int, fmt: bytes | None, vl: int | None) -> None:
+        if level > self._WARNING or self._avutil is None:
+            return
+        try:
+            buf = ctypes.create_string_buffer(1024)
+            prefix = ctypes.c_int(1)
+            self._avutil.av_log_format_line2(avcl, level, fmt, vl, buf, len(buf), ctypes.byref(prefix))
+            line = self._ADDRESS.sub("", buf.value.decode("utf-8", "replace")).strip()
+            if not line:
+                return
+            if level <= self._ERROR:
+                for key in tuple(self._watchers):
+                    errors = self._lists.get(key)
+                    if errors is not None and len(errors) < 100:
+                        errors.append(line)
+            _ffmpeg_log.log(logging.ERROR if level <= self._ERROR else logging.WARNING, "%s", line)
+        except Exception:  # never let an exception cross into FFmpeg
+            pass
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[list[str]]:
+        """Collect the error lines logged while the block runs."""
+        self.install()
+        errors: list[str] = []
+        key = id(errors)
+        self._lists[key] = errors
+        self._watchers.add(key)
+        try:
+            yield errors
+        finally:
+            self._watchers.discard(key)
+            self._lists.pop(key, None)
+
+
+_FFMPEG = _FFmpegLog()
+
+
+# --------------------------------------------------------------------------------------------
+# Opening and checking
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _local_path(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _stage(path: str, storage_options: dict | None) -> str:
+    """Copy a remote video to a local temporary file, block by block; return its path."""
+    import fsspec
+
+    suffix = Path(path.split("?", 1)[0]).suffix
+    fd, tmp = tempfile.mkstemp(prefix="matchflow-video-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as out, fsspec.open(path, "rb", **(storage_options or {})) as src:
+            shutil.copyfileobj(src, out, _DOWNLOAD_BLOCK)
+    except FileNotFoundError as exc:
+        os.unlink(tmp)
+        raise VideoError(f"{path}: no such object") from exc
+    except BaseException as exc:
+        os.unlink(tmp)
+        if isinstance(exc, Exception):
+            raise VideoError(f"{path}: cannot download: {type(exc).__name__}: {exc}") from exc
+        raise
+    return tmp
+
+
+def _declared_frames(local: str) -> tuple[int | None, float | None]:
+    """Frame count and duration (s) that the container header declares, if it declares them."""
+    try:
+        import av
+    except ImportError:
+        return None, None
+    try:
+        with av.open(local, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            count = int(stream.frames or 0) or None
+            duration = None
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            if duration is None:
+                tag = {k.upper(): v for k, v in stream.metadata.items()}.get("DURATION")
+                match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d*)?)", tag or "")
+                if match:
+                    h, m, s = match.groups()
+                    duration = int(h) * 3600 + int(m) * 60 + float(s)
+            if duration is None and container.duration:
+                duration = container.duration / 1_000_000
+            return count, duration
+    except Exception:  # header unreadable by PyAV: decord's own checks decide
+        return None, None
+
+
+def _problem(exc: BaseException, errors: list[str]) -> str:
+    """One line saying what went wrong, from FFmpeg's error lines and decord's exception."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", text)  # decord's log prefixes
+    parts = list(dict.fromkeys(errors))[:3]
+    if text and not any(text in p for p in parts):
+        parts.append(f"decord: {text[:300]}")
+    return "; ".join(parts) or type(exc).__name__
+
+
+def _check(path: str, vr: decord.VideoReader, local: str, errors: list[str]) -> None:
+    """Raise VideoError unless the opened video holds every frame its header declares, gap-free."""
+    if errors:
+        raise VideoError(f"{path}: corrupt or truncated video: {'; '.join(dict.fromkeys(errors))}")
+    n = len(vr)
+    fps = float(vr.get_avg_fps())
+    if not math.isfinite(fps) or fps <= 0:
+        raise VideoError(f"{path}: invalid frame rate {fps}")
+    count, duration = _declared_frames(local)
+    if count is not None and n < count:
+        raise VideoError(
+            f"{path}: truncated: the container declares {count} frames but only {n} are present"
+        )
+    if count is None and duration is not None:
+        expected = int(round(duration * fps))
+        if n < expected - max(2, int(round(fps))):  # allow 1 s of audio/video duration mismatch
+            raise VideoError(
+                f"{path}: truncated: the container declares {duration:.3f} s ({expected} frames at "
+                f"{fps:g} fps) but only {n} frames ({n / fps:.3f} s) are present"
+            )
+    if n > 1:
+        start = vr.get_frame_timestamp(np.arange(n))[:, 0].astype(np.float64)
+        if np.isfinite(start).all():
+            step = np.diff(start)
+            gaps = np.flatnonzero(step > 1.5 / fps)
+            if gaps.size:
+                i = int(gaps[0])
+                raise VideoError(
+                    f"{path}: frames missing: timestamps jump from {start[i]:.3f} s (frame {i}) to "
+                    f"{start[i + 1]:.3f} s (frame {i + 1}) at {fps:g} fps "
+                    f"({gaps.size} gap(s); corrupt data or variable frame rate)"
+                )
+
+
+def _open(path: str, storage_options: dict | None, num_threads: int, errors: list[str]) -> decord.VideoReader:
+    """Open and check a video; FFmpeg error lines logged meanwhile land in ``errors``."""
+    path = str(path)
+    remote = _is_remote(path)
+    if remote:
+        local = _stage(path, storage_options)
+    else:
+        local = _local_path(path)
+        if not os.path.exists(local):
+            raise VideoError(f"{path}: no such file")
+        if os.path.isdir(local):
+            raise VideoError(f"{path}: is a directory, not a video file")
+    try:
+        if os.path.getsize(local) == 0:
+            raise VideoError(f"{path}: empty file")
+        try:
+            vr = decord.VideoReader(local, ctx=decord.cpu(0), num_threads=num_threads)
+        except Exception as exc:
+            problem = _problem(exc, errors)
+            if any("moov atom not found" in e for e in errors):
+                problem += " (not a video, or an mp4 cut before its index was written)"
+            raise VideoError(f"{path}: cannot open as a video: {problem}") from exc
+        _check(path, vr, local, errors)
+        return vr
+    finally:
+        if remote:
+            os.unlink(local)  # an open reader keeps the data until it is freed
+
+
+def open_video(path: str, storage_options: dict | None = None, *, num_threads: int = 0) -> decord.VideoReader:
+    """Open a checked decord reader for a local path or an fsspec URL (``s3://bucket/key``).
+
+    A remote video is first copied block by block to a local temporary file (unlinked at once;
+    the reader keeps it until freed): decord reads file objects by loading the whole file into
+    memory, about three times its size. ``num_threads`` are FFmpeg decoding threads (0: auto).
+    """
+    with _FFMPEG.watch() as errors:
+        return _open(path, storage_options, num_threads, errors)
+
+
+def probe(path: str, storage_options: dict | None = None) -> VideoInfo:
+    """Frame count (frames present in the file), rate (frames/s) and size (pixels) of a video.
+
+    Opens and checks the video like :func:`iter_frames` does and decodes its first frame.
+    """
+    with _FFMPEG.watch() as errors:
+        vr = _open(str(path), storage_options, 0, errors)
+        try:
+            height, width = vr.next().shape[:2]
+        except Exception as exc:
+            raise VideoError(f"{path}: cannot decode the first frame: {_problem(exc, errors)}") from exc
+        if errors:
+            raise VideoError(f"{path}: corrupt data in the first frame: {'; '.join(dict.fromkeys(errors))}")
+        return VideoInfo(path=str(path), n_frames=len(vr), fps=float(vr.get_avg_fps()), width=int(width), height=int(height))
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling and reading
+
+
+def sample_indices(n_frames: int, native_fps: float, fps: float) -> np.ndarray:
+    """Video frame indices (int64) of the samples at ``fps`` frames/s of a ``native_fps`` video.
+
+    SoccerNet convention: sample ``k`` is the frame nearest to ``t = k / fps`` s, i.e. frame
+    ``round(k * native_fps / fps)`` with ties going to the later frame (25 -> 2 fps gives
+    0, 13, 25, 38, 50, ...); samples continue while that frame exists (index < ``n_frames``).
+    At or above the native rate every frame is returned once (``arange(n_frames)``).
+    """
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    if not (native_fps > 0 and fps > 0 and math.isfinite(native_fps) and math.isfinite(fps)):
+        raise ValueError(f"frame rates must be positive and finite, got native {native_fps}, sampling {fps}")
+    if n_frames == 0:
+        return np.zeros(0, dtype=np.int64)
+    if fps >= native_fps:
+        return np.arange(n_frames, dtype=np.int64)
+    step = native_fps / fps  # video frames per sample, > 1
+    k = np.arange(int(math.ceil(n_frames / step)) + 1, dtype=np.float64)
+    idx = np.floor(k * step + 0.5 + 1e-9).astype(np.int64)
+    return idx[idx < n_frames]
+
+
+def iter_frames(
+    path: str,
+    indices: np.ndarray,
+    batch_frames: int,
+    storage_options: dict | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Decode the video frames ``indices`` in batches of at most ``batch_frames`` frames.
+
+    ``indices`` must be strictly increasing video frame indices; they may start anywhere (a
+    chunk of a half). Yields ``(indices (B,) int64, frames (B, H, W, 3) uint8 RGB)`` in order.
+    The generator keeps no reference to a batch once the next one is asked for, so memory is
+    one batch plus whatever the caller still holds. Every frame between the first and the last
+    index is decoded (H.264 needs it; past a key frame decord seeks instead), only the asked
+    frames are converted to RGB. Raises :class:`VideoError` on any unreadable or corrupt data
+    and when an index is beyond the frames present; never yields fewer frames than asked.
+    """
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise ValueError(f"indices must be a 1-D integer array, got shape {idx.shape} dtype {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False)
+    if batch_frames < 1:
+        raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+    if idx.size and (idx[0] < 0 or np.any(np.diff(idx) <= 0)):
+        raise ValueError("indices must be non-negative and strictly increasing")
+    if idx.size == 0:
+        return
+    with _FFMPEG.watch() as errors:
+        vr = _open(str(path), storage_options, 0, errors)
+        try:
+            n = len(vr)
+            if idx[-1] >= n:
+                raise VideoError(
+                    f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})"
+                )
+            for start in range(0, idx.size, batch_frames):
+                batch = idx[start:start + batch_frames]
+                try:
+                    nd = vr.get_batch(batch)
+                except Exception as exc:
+                    raise VideoError(
+                        f"{path}: cannot decode frames {int(batch[0])}..{int(batch[-1])}: {_problem(exc, errors)}"
+                    ) from exc
+                if errors:
+                    raise VideoError(
+                        f"{path}: corrupt data while decoding frames {int(batch[0])}..{int(batch[-1])}: "
+                        f"{'; '.join(dict.fromkeys(errors))}"
+                    )
+                frames = _as_numpy(nd)
+                del nd
+                if frames.shape[0] != batch.size:
+                    raise VideoError(f"{path}: decoder returned {frames.shape[0]} frames for {batch.size} asked")
+                yield batch, frames
+                del frames
+        finally:
+            del vr
+
+
+class _DLPack:
+    """Adapter that lets numpy take a decord array without copying it."""
+
+    def __init__(self, capsule: object) -> None:
+        self._capsule = capsule
+
+    def __dlpack__(self, *args: object, **kwargs: object) -> object:
+        return self._capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU
+
+
+def _as_numpy(nd: decord.nd.NDArray) -> np.ndarray:
+    """A numpy view of a decord CPU array (copied only if the zero-copy exchange fails)."""
+    try:
+        return np.from_dlpack(_DLPack(nd.to_dlpack()))
+    except Exception:
+        return nd.asnumpy()
