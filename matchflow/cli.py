@@ -70,8 +70,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with local_api():
-        summary = run_corpus(args.corpus, args.out, config, force=args.force)
+    from matchflow.storage import fs
+
+    if not fs.exists(fs.normalize(args.corpus), config.storage_options):
+        print(f"error: corpus {args.corpus} does not exist", file=sys.stderr)
+        return 2
+    try:
+        with local_api():
+            summary = run_corpus(args.corpus, args.out, config, force=args.force)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: committed games are kept; run the same command again to resume", file=sys.stderr)
+        return 130
     _print_summary(summary)
     return 1 if summary.failed else 0
 

@@ -6,12 +6,15 @@ Conventions:
 - Frames are RGB, uint8, (H, W, 3) at the video's native resolution.
 
 Every failure to read a video raises :class:`VideoError` whose message starts with the path.
-Before any frame is returned a video is checked: it must open, hold at least one frame, hold
-as many frames as its container header declares (a cut file fails), and have no gap in its
-frame timestamps (frames lost in the middle of a file would shift every later index). While
-decoding, the decoder's own error reports (FFmpeg log lines at error level) are collected,
-and a batch read during which the decoder reported corrupt data fails instead of returning
-error-concealed frames. FFmpeg's log is routed to the ``matchflow.video.ffmpeg`` logger.
+Before any frame is returned a video is checked: it must open, hold as many frames as its
+container header declares (a cut file fails) and have no gap in its frame timestamps (frames
+lost in the middle of a file would shift every later index). While decoding, the decoder's
+own error reports (FFmpeg log lines at error level) are collected, and a batch during which
+the decoder reported corrupt data fails instead of returning error-concealed frames; decord's
+substitution of undecodable frames by copies of earlier ones is turned into an error too.
+Damage that the decoder cannot notice (H.264 carries no checksum: a few flipped bytes inside
+a slice decode to wrong pixels without any report) is not detected.
+FFmpeg's log is routed to the ``matchflow.video.ffmpeg`` logger instead of stderr.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ DEFAULT_BATCH_FRAMES = 32
 """Frames per batch for :func:`iter_frames` callers without a preference (about 88 MB at 720p)."""
 
 _DOWNLOAD_BLOCK = 8 * 2**20  # bytes per read when staging a remote video to local disk
+# decord replaces frames it cannot decode near the end of a file by copies of the last good one
+# unless a tolerance is set; a fraction this small of the frame count makes the first copy an error
+_NO_SUBSTITUTES = "0.0000001"
 _log = logging.getLogger(__name__)
 _ffmpeg_log = logging.getLogger(__name__ + ".ffmpeg")
 
@@ -80,20 +86,23 @@ class _FFmpegLog:
     """Hooks the log callback of the FFmpeg that decord bundles.
 
     Lines at warning level or above go to the ``matchflow.video.ffmpeg`` logger instead of
-    stderr; lines at error level or above are also appended to every active watch list.
-    Decoders in other threads of the process share the hook, so a watch list may also receive
-    errors of a corrupt video decoded concurrently in the same process.
+    stderr; lines at error level, and warnings that report damaged data, are also appended to
+    every active watch list. FFmpeg does not say which file a line is about, so a watch list
+    also receives the errors of a corrupt video decoded at the same time in another thread.
     """
 
     _ERROR = 16  # AV_LOG_ERROR
     _WARNING = 24  # AV_LOG_WARNING
-    _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+    # (context, level, format, va_list); the format stays a raw pointer: most calls are debug
+    # lines dropped at once, and converting arguments is most of a call's cost
+    _CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
     _ADDRESS = re.compile(r" @ 0x[0-9a-fA-F]+")
+    # warnings that mean a damaged index or bitstream (e.g. mp4 "CTTS invalid", "STSZ atom truncated")
+    _DAMAGE = re.compile(r"(?i)invalid|truncated|corrupt|damaged|broken|partial file")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._watchers: set[int] = set()
-        self._lists: dict[int, list[str]] = {}
+        self._lists: dict[int, list[str]] = {}  # active watch lists by id
         self._installed = False
         self._avutil: ctypes.CDLL | None = None
         self._callback = self._CALLBACK(self._on_log)
@@ -117,7 +126,7 @@ class _FFmpegLog:
                 avutil.av_log_set_callback.argtypes = [ctypes.c_void_p]
                 avutil.av_log_set_callback.restype = None
                 avutil.av_log_format_line2.argtypes = [
-                    ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                    ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                     ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
                 ]
                 avutil.av_log_format_line2.restype = ctypes.c_int
@@ -135,7 +144,7 @@ class _FFmpegLog:
     def active(self) -> bool:
         return self._avutil is not None
 
-    def _on_log(self, avcl: int | None, level: int, fmt: bytes | None, vl: int | None) -> None:
+    def _on_log(self, avcl: int | None, level: int, fmt: int | None, vl: int | None) -> None:
         if level > self._WARNING or self._avutil is None:
             return
         try:
@@ -145,10 +154,9 @@ class _FFmpegLog:
             line = self._ADDRESS.sub("", buf.value.decode("utf-8", "replace")).strip()
             if not line:
                 return
-            if level <= self._ERROR:
-                for key in tuple(self._watchers):
-                    errors = self._lists.get(key)
-                    if errors is not None and len(errors) < 100:
+            if level <= self._ERROR or self._DAMAGE.search(line):
+                for errors in tuple(self._lists.values()):
+                    if len(errors) < 100:
                         errors.append(line)
             _ffmpeg_log.log(logging.ERROR if level <= self._ERROR else logging.WARNING, "%s", line)
         except Exception:  # never let an exception cross into FFmpeg
@@ -159,14 +167,11 @@ class _FFmpegLog:
         """Collect the error lines logged while the block runs."""
         self.install()
         errors: list[str] = []
-        key = id(errors)
-        self._lists[key] = errors
-        self._watchers.add(key)
+        self._lists[id(errors)] = errors
         try:
             yield errors
         finally:
-            self._watchers.discard(key)
-            self._lists.pop(key, None)
+            self._lists.pop(id(errors), None)
 
 
 _FFMPEG = _FFmpegLog()
@@ -204,16 +209,25 @@ def _stage(path: str, storage_options: dict | None) -> str:
     return tmp
 
 
-def _declared_frames(local: str) -> tuple[int | None, float | None]:
-    """Frame count and duration (s) that the container header declares, if it declares them."""
+@dataclass(frozen=True)
+class _Container:
+    """What the container says, read with PyAV without decoding (all fields optional)."""
+
+    frames: int | None = None  # declared frame count (mp4 sample table)
+    duration: float | None = None  # declared video duration (s)
+    leading_frames: bool = False  # a key frame is followed, in decode order, by frames shown before it
+
+
+def _container(local: str, max_packets: int = 2000, max_keys: int = 4) -> _Container:
+    """Read the header and the packet order of the first key frames (open-GOP detection)."""
     try:
         import av
     except ImportError:
-        return None, None
+        return _Container()
     try:
         with av.open(local, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
-            count = int(stream.frames or 0) or None
+            frames = int(stream.frames or 0) or None
             duration = None
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
@@ -221,13 +235,29 @@ def _declared_frames(local: str) -> tuple[int | None, float | None]:
                 tag = {k.upper(): v for k, v in stream.metadata.items()}.get("DURATION")
                 match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d*)?)", tag or "")
                 if match:
-                    h, m, s = match.groups()
-                    duration = int(h) * 3600 + int(m) * 60 + float(s)
+                    h, m, sec = match.groups()
+                    duration = int(h) * 3600 + int(m) * 60 + float(sec)
             if duration is None and container.duration:
                 duration = container.duration / 1_000_000
-            return count, duration
-    except Exception:  # header unreadable by PyAV: decord's own checks decide
-        return None, None
+            pts: list[int] = []
+            keys: list[int] = []  # decode-order positions of key frames
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                if packet.is_keyframe:
+                    if len(keys) == max_keys:
+                        break
+                    keys.append(len(pts))
+                pts.append(int(packet.pts))
+                if len(pts) >= max_packets:
+                    break
+    except Exception:  # unreadable by PyAV: decord's own checks decide
+        return _Container()
+    # decord takes a key frame's decode-order position for its display position; that holds
+    # only if no later packet is shown before it (no open-GOP leading frames)
+    order = np.asarray(pts)
+    leading = any(np.any(order[k + 1:] < order[k]) for k in keys[1:] if k + 1 < order.size)
+    return _Container(frames, duration, bool(leading))
 
 
 def _problem(exc: BaseException, errors: list[str]) -> str:
@@ -240,7 +270,7 @@ def _problem(exc: BaseException, errors: list[str]) -> str:
     return "; ".join(parts) or type(exc).__name__
 
 
-def _check(path: str, vr: decord.VideoReader, local: str, errors: list[str]) -> None:
+def _check(path: str, vr: decord.VideoReader, local: str, errors: list[str]) -> _Container:
     """Raise VideoError unless the opened video holds every frame its header declares, gap-free."""
     if errors:
         raise VideoError(f"{path}: corrupt or truncated video: {'; '.join(dict.fromkeys(errors))}")
@@ -248,7 +278,8 @@ def _check(path: str, vr: decord.VideoReader, local: str, errors: list[str]) -> 
     fps = float(vr.get_avg_fps())
     if not math.isfinite(fps) or fps <= 0:
         raise VideoError(f"{path}: invalid frame rate {fps}")
-    count, duration = _declared_frames(local)
+    facts = _container(local)
+    count, duration = facts.frames, facts.duration
     if count is not None and n < count:
         raise VideoError(
             f"{path}: truncated: the container declares {count} frames but only {n} are present"
@@ -272,11 +303,13 @@ def _check(path: str, vr: decord.VideoReader, local: str, errors: list[str]) -> 
                     f"{start[i + 1]:.3f} s (frame {i + 1}) at {fps:g} fps "
                     f"({gaps.size} gap(s); corrupt data or variable frame rate)"
                 )
+    return facts
 
 
-def _open(path: str, storage_options: dict | None, num_threads: int, errors: list[str]) -> decord.VideoReader:
+def _open(
+    path: str, storage_options: dict | None, num_threads: int, errors: list[str]
+) -> tuple[decord.VideoReader, _Container]:
     """Open and check a video; FFmpeg error lines logged meanwhile land in ``errors``."""
-    path = str(path)
     remote = _is_remote(path)
     if remote:
         local = _stage(path, storage_options)
@@ -290,14 +323,13 @@ def _open(path: str, storage_options: dict | None, num_threads: int, errors: lis
         if os.path.getsize(local) == 0:
             raise VideoError(f"{path}: empty file")
         try:
-            vr = decord.VideoReader(local, ctx=decord.cpu(0), num_threads=num_threads)
+            vr = decord.VideoReader(local, ctx=decord.cpu(0), num_threads=num_threads, fault_tol=_NO_SUBSTITUTES)
         except Exception as exc:
             problem = _problem(exc, errors)
             if any("moov atom not found" in e for e in errors):
                 problem += " (not a video, or an mp4 cut before its index was written)"
             raise VideoError(f"{path}: cannot open as a video: {problem}") from exc
-        _check(path, vr, local, errors)
-        return vr
+        return vr, _check(path, vr, local, errors)
     finally:
         if remote:
             os.unlink(local)  # an open reader keeps the data until it is freed
@@ -307,11 +339,13 @@ def open_video(path: str, storage_options: dict | None = None, *, num_threads: i
     """Open a checked decord reader for a local path or an fsspec URL (``s3://bucket/key``).
 
     A remote video is first copied block by block to a local temporary file (unlinked at once;
-    the reader keeps it until freed): decord reads file objects by loading the whole file into
+    the reader keeps it until freed): decord reads a file object by loading the whole file into
     memory, about three times its size. ``num_threads`` are FFmpeg decoding threads (0: auto).
+    In open-GOP streams decord's seeks (``get_batch``, ``seek``, ``skip_frames`` across a key
+    frame) can land on the wrong frame; :func:`iter_frames` then decodes without seeking.
     """
     with _FFMPEG.watch() as errors:
-        return _open(path, storage_options, num_threads, errors)
+        return _open(str(path), storage_options, num_threads, errors)[0]
 
 
 def probe(path: str, storage_options: dict | None = None) -> VideoInfo:
@@ -320,14 +354,14 @@ def probe(path: str, storage_options: dict | None = None) -> VideoInfo:
     Opens and checks the video like :func:`iter_frames` does and decodes its first frame.
     """
     with _FFMPEG.watch() as errors:
-        vr = _open(str(path), storage_options, 0, errors)
+        vr, _ = _open(str(path), storage_options, 0, errors)
         try:
             height, width = vr.next().shape[:2]
         except Exception as exc:
             raise VideoError(f"{path}: cannot decode the first frame: {_problem(exc, errors)}") from exc
         if errors:
             raise VideoError(f"{path}: corrupt data in the first frame: {'; '.join(dict.fromkeys(errors))}")
-        return VideoInfo(path=str(path), n_frames=len(vr), fps=float(vr.get_avg_fps()), width=int(width), height=int(height))
+        return VideoInfo(str(path), len(vr), float(vr.get_avg_fps()), int(width), int(height))
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,8 +386,41 @@ def sample_indices(n_frames: int, native_fps: float, fps: float) -> np.ndarray:
         return np.arange(n_frames, dtype=np.int64)
     step = native_fps / fps  # video frames per sample, > 1
     k = np.arange(int(math.ceil(n_frames / step)) + 1, dtype=np.float64)
-    idx = np.floor(k * step + 0.5 + 1e-9).astype(np.int64)
+    idx = np.floor(k * step + 0.5 + 1e-9).astype(np.int64)  # epsilon: exact ties stay ties
     return idx[idx < n_frames]
+
+
+class _SequentialReader:
+    """Reads frames in order without ever seeking: decode-order position == display position.
+
+    ``skip_frames`` seeks when it crosses one of decord's key frame positions, so it is used
+    only between them, and ``next`` (which never seeks) steps across them.
+    """
+
+    def __init__(self, vr: decord.VideoReader) -> None:
+        self.vr = vr
+        self.pos = 0  # index of the next frame decord will return
+        self.keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
+
+    def read(self, batch: np.ndarray) -> np.ndarray:
+        out: np.ndarray | None = None
+        for j, i in enumerate(batch):
+            while self.pos < i:
+                nxt = self.keys[np.searchsorted(self.keys, self.pos, side="right"):]
+                stop = int(min(i, nxt[0] - 1)) if nxt.size else int(i)
+                if stop > self.pos:
+                    self.vr.skip_frames(stop - self.pos)
+                    self.pos = stop
+                else:
+                    self.vr.next()
+                    self.pos += 1
+            frame = _as_numpy(self.vr.next())
+            self.pos += 1
+            if out is None:
+                out = np.empty((batch.size, *frame.shape), dtype=np.uint8)
+            out[j] = frame
+        assert out is not None
+        return out
 
 
 def iter_frames(
@@ -366,10 +433,12 @@ def iter_frames(
 
     ``indices`` must be strictly increasing video frame indices; they may start anywhere (a
     chunk of a half). Yields ``(indices (B,) int64, frames (B, H, W, 3) uint8 RGB)`` in order.
-    The generator keeps no reference to a batch once the next one is asked for, so memory is
-    one batch plus whatever the caller still holds. Every frame between the first and the last
-    index is decoded (H.264 needs it; past a key frame decord seeks instead), only the asked
-    frames are converted to RGB. Raises :class:`VideoError` on any unreadable or corrupt data
+    The generator drops its reference to a batch before decoding the next, so it holds one
+    batch at most (a caller's loop variable may still hold the previous one meanwhile).
+    Every frame from the key frame before the first index to the last index is decoded, only
+    the asked frames are converted to RGB; decord seeks past a key frame when that skips
+    frames (``get_batch``), except in open-GOP streams where it cannot and frames are read in
+    order from the start of the file. Raises :class:`VideoError` on unreadable or corrupt data
     and when an index is beyond the frames present; never yields fewer frames than asked.
     """
     idx = np.asarray(indices)
@@ -382,35 +451,28 @@ def iter_frames(
         raise ValueError("indices must be non-negative and strictly increasing")
     if idx.size == 0:
         return
+    path = str(path)
     with _FFMPEG.watch() as errors:
-        vr = _open(str(path), storage_options, 0, errors)
-        try:
-            n = len(vr)
-            if idx[-1] >= n:
-                raise VideoError(
-                    f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})"
-                )
-            for start in range(0, idx.size, batch_frames):
-                batch = idx[start:start + batch_frames]
-                try:
-                    nd = vr.get_batch(batch)
-                except Exception as exc:
-                    raise VideoError(
-                        f"{path}: cannot decode frames {int(batch[0])}..{int(batch[-1])}: {_problem(exc, errors)}"
-                    ) from exc
-                if errors:
-                    raise VideoError(
-                        f"{path}: corrupt data while decoding frames {int(batch[0])}..{int(batch[-1])}: "
-                        f"{'; '.join(dict.fromkeys(errors))}"
-                    )
-                frames = _as_numpy(nd)
-                del nd
-                if frames.shape[0] != batch.size:
-                    raise VideoError(f"{path}: decoder returned {frames.shape[0]} frames for {batch.size} asked")
-                yield batch, frames
-                del frames
-        finally:
-            del vr
+        vr, facts = _open(path, storage_options, 0, errors)
+        n = len(vr)
+        if idx[-1] >= n:
+            raise VideoError(f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})")
+        sequential = _SequentialReader(vr) if facts.leading_frames else None
+        if sequential is not None and idx[0] > 0:
+            _log.warning("%s: open-GOP stream, decoding from its start to frame %d (no seeking)", path, idx[0])
+        for start in range(0, idx.size, batch_frames):
+            batch = idx[start:start + batch_frames]
+            span = f"frames {int(batch[0])}..{int(batch[-1])}"
+            try:
+                frames = sequential.read(batch) if sequential else _as_numpy(vr.get_batch(batch))
+            except Exception as exc:
+                raise VideoError(f"{path}: cannot decode {span}: {_problem(exc, errors)}") from exc
+            if errors:
+                raise VideoError(f"{path}: corrupt data while decoding {span}: {'; '.join(dict.fromkeys(errors))}")
+            if frames.shape[0] != batch.size:
+                raise VideoError(f"{path}: the decoder returned {frames.shape[0]} frames for {batch.size} asked")
+            yield batch, frames
+            del frames
 
 
 class _DLPack:

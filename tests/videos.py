@@ -67,6 +67,7 @@ def write_test_video(
     *,
     texture: bool = False,
     faststart: bool = False,
+    open_gop: bool = False,
     crf: int = 23,
     preset: str = "veryfast",
 ) -> Path:
@@ -74,9 +75,9 @@ def write_test_video(
 
     ``size`` is (width, height) in pixels; ``gop`` is the fixed key-frame interval in frames.
     ``texture`` adds a panning grass texture with moving blobs and sensor grain (realistic
-    decoding cost);
-    otherwise the background is a cheap moving gradient. ``faststart`` puts the moov atom
+    decoding cost); otherwise the background is a cheap scrolling gradient. ``faststart`` puts the moov atom
     (the frame index of the container) at the start of an mp4 instead of the end.
+    ``open_gop`` lets B-frames that follow a key frame in decode order be shown before it.
     """
     path = Path(path)
     width, height = size
@@ -86,7 +87,9 @@ def write_test_video(
     options = {"movflags": "+faststart"} if faststart and path.suffix in (".mp4", ".mov") else {}
     bg = _texture(width, height) if texture else None
     grain = np.random.default_rng(1).integers(-6, 7, (8, height, width, 1), dtype=np.int16) if texture else None
-    yy, xx = np.mgrid[0:height, 0:width]
+    # cheap background: a gradient that scrolls 3 px per frame (period 256 px) plus a colour ramp
+    ramp = ((np.arange(width + 256) % 256) // 2)[None, :] + (np.arange(height) // 2)[:, None]
+    ramp = (ramp % 256).astype(np.uint8)
     with av.open(str(path), "w", options=options) as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -98,10 +101,13 @@ def write_test_video(
             "keyint_min": str(gop),
             "sc_threshold": "0",
         }
+        if open_gop:
+            stream.options["x264-params"] = "open-gop=1:bframes=3"
+        img = np.empty((height, width, 3), np.uint8)
         for i in range(n):
             if bg is not None:
                 off = (i * 4) % width
-                img = bg[:, off: off + width].copy()
+                img[:] = bg[:, off: off + width]
                 for j in range(6):
                     cx = int((0.15 + 0.14 * j) * width + 3 * i * (1 if j % 2 else -1)) % width
                     cy = int((0.3 + 0.1 * j) * height + 20 * np.sin(i / 10 + j))
@@ -109,10 +115,13 @@ def write_test_video(
                     img[max(0, cy - 3 * r): cy + 3 * r, max(0, cx - r): cx + r] = (
                         (230, 40, 40) if j % 2 else (240, 240, 250)
                     )
-                img = np.clip(img + grain[i % len(grain)], 0, 255).astype(np.uint8)
+                img[:] = np.clip(img + grain[i % len(grain)], 0, 255)
             else:
-                v = ((xx + 3 * i) % 256 // 2 + (yy // 2)).astype(np.uint8)
-                img = np.stack([v, 255 - v, np.full_like(v, (7 * i) % 256)], axis=2)
+                s0 = (3 * i) % 256
+                v = ramp[:, s0: s0 + width]
+                img[:, :, 0] = v
+                np.subtract(255, v, out=img[:, :, 1])
+                img[:, :, 2] = (7 * i) % 256
             row = _index_row(i, width, height)
             img[: row.shape[0]] = row[:, :, None]
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
