@@ -19,6 +19,7 @@ FFmpeg's log is routed to the ``matchflow.video.ffmpeg`` logger instead of stder
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import glob
@@ -30,6 +31,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +49,8 @@ __all__ = [
     "sample_indices",
 ]
 
-DEFAULT_BATCH_FRAMES = 32
-"""Frames per batch for :func:`iter_frames` callers without a preference (about 88 MB at 720p)."""
+DEFAULT_BATCH_FRAMES = 16
+"""Frames per batch for :func:`iter_frames` callers without a preference (44 MB at 720p)."""
 
 _DOWNLOAD_BLOCK = 8 * 2**20  # bytes per read when staging a remote video to local disk
 # decord replaces frames it cannot decode near the end of a file by copies of the last good one
@@ -136,13 +138,7 @@ class _FFmpegLog:
                 return
             self._avutil = avutil
             avutil.av_log_set_callback(ctypes.cast(self._callback, ctypes.c_void_p))
-            import atexit
-
-            atexit.register(avutil.av_log_set_callback, default)
-
-    @property
-    def active(self) -> bool:
-        return self._avutil is not None
+            atexit.register(avutil.av_log_set_callback, default)  # no Python call after shutdown
 
     def _on_log(self, avcl: int | None, level: int, fmt: int | None, vl: int | None) -> None:
         if level > self._WARNING or self._avutil is None:
@@ -218,7 +214,7 @@ class _Container:
     leading_frames: bool = False  # a key frame is followed, in decode order, by frames shown before it
 
 
-def _container(local: str, max_packets: int = 2000, max_keys: int = 4) -> _Container:
+def _container(local: str, max_packets: int = 800, max_keys: int = 4) -> _Container:
     """Read the header and the packet order of the first key frames (open-GOP detection)."""
     try:
         import av
@@ -335,6 +331,60 @@ def _open(
             os.unlink(local)  # an open reader keeps the data until it is freed
 
 
+def _version_key(path: str, storage_options: dict | None) -> tuple:
+    """What identifies the current content of a file: size and modification time (ETag on S3)."""
+    if _is_remote(path):
+        import fsspec
+
+        fs, _, (p,) = fsspec.get_fs_token_paths(path, storage_options=storage_options or {})
+        fs.invalidate_cache(p)
+        info = fs.info(p)
+        return (info.get("size"), info.get("ETag") or info.get("LastModified") or info.get("mtime"))
+    st = os.stat(_local_path(path))
+    return (st.st_size, st.st_mtime_ns)
+
+
+class _ReaderCache:
+    """The last few checked readers of this process, so that the chunks of a half that run on one
+    worker open (and, for remote videos, download) it once instead of once per chunk.
+
+    Readers of open-GOP streams are not kept: they decode from the start without seeking.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, tuple[decord.VideoReader, _Container]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def open(
+        self, path: str, storage_options: dict | None, errors: list[str]
+    ) -> tuple[decord.VideoReader, _Container]:
+        try:
+            key = (path, threading.get_ident(), _version_key(path, storage_options))  # a reader is not thread-safe
+        except FileNotFoundError:
+            key = None  # _open says what is wrong
+        except OSError as exc:
+            raise VideoError(f"{path}: cannot read: {exc}") from exc
+        with self._lock:
+            if key is not None and key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        vr, facts = _open(path, storage_options, 0, errors)
+        if key is not None and not facts.leading_frames:
+            with self._lock:
+                self._items[key] = (vr, facts)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return vr, facts
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_READERS = _ReaderCache()
+
+
 def open_video(path: str, storage_options: dict | None = None, *, num_threads: int = 0) -> decord.VideoReader:
     """Open a checked decord reader for a local path or an fsspec URL (``s3://bucket/key``).
 
@@ -414,7 +464,7 @@ class _SequentialReader:
                 else:
                     self.vr.next()
                     self.pos += 1
-            frame = _as_numpy(self.vr.next())
+            frame = self.vr.next().asnumpy()
             self.pos += 1
             if out is None:
                 out = np.empty((batch.size, *frame.shape), dtype=np.uint8)
@@ -453,7 +503,7 @@ def iter_frames(
         return
     path = str(path)
     with _FFMPEG.watch() as errors:
-        vr, facts = _open(path, storage_options, 0, errors)
+        vr, facts = _READERS.open(path, storage_options, errors)
         n = len(vr)
         if idx[-1] >= n:
             raise VideoError(f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})")
@@ -475,22 +525,25 @@ def iter_frames(
             del frames
 
 
-class _DLPack:
-    """Adapter that lets numpy take a decord array without copying it."""
+class _Held:
+    """Exposes a compact decord uint8 CPU array to numpy without a copy and keeps it alive."""
 
-    def __init__(self, capsule: object) -> None:
-        self._capsule = capsule
-
-    def __dlpack__(self, *args: object, **kwargs: object) -> object:
-        return self._capsule
-
-    def __dlpack_device__(self) -> tuple[int, int]:
-        return (1, 0)  # kDLCPU
+    def __init__(self, nd: decord.nd.NDArray) -> None:
+        t = nd.handle.contents
+        if str(nd.dtype) != "uint8" or bool(t.strides) or t.ctx.device_type != 1:
+            raise ValueError("not a compact uint8 CPU array")
+        self._nd = nd
+        self.__array_interface__ = {
+            "shape": tuple(nd.shape),
+            "typestr": "|u1",
+            "data": (t.data + t.byte_offset, False),  # writable
+            "version": 3,
+        }
 
 
 def _as_numpy(nd: decord.nd.NDArray) -> np.ndarray:
-    """A numpy view of a decord CPU array (copied only if the zero-copy exchange fails)."""
+    """A writable numpy view of a decord batch (copied only if it is not a compact CPU array)."""
     try:
-        return np.from_dlpack(_DLPack(nd.to_dlpack()))
-    except Exception:
+        return np.asarray(_Held(nd))
+    except (ValueError, AttributeError):
         return nd.asnumpy()

@@ -122,8 +122,10 @@ def test_every_frame_and_the_last_frame(clips):
     assert _decode(clips["mp4_gop250"], np.array([299]))[1] == [299]
 
 
-def test_batches_are_independent_arrays(clips):
+def test_batches_are_independent_writable_arrays(clips):
     batches = [f for _, f in iter_frames(str(clips["mp4"]), np.arange(0, 40, 5), 2)]
+    assert all(b.flags.writeable and b.flags.c_contiguous for b in batches)
+    batches[0][:] = 0
     assert [read_frame_index(b[0]) for b in batches] == [0, 10, 20, 30]
 
 
@@ -181,6 +183,14 @@ def test_truncated_mkv(clips, tmp_path):
     bad = _damaged(clips["mkv"], tmp_path / "cut.mkv", keep=0.5)
     with pytest.raises(VideoError, match=r"cut\.mkv: corrupt or truncated video"):
         probe(str(bad))
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_frames_missing_in_the_middle(tmp_path, ext):
+    """Frames lost from a recording would shift every later index: a gap in time is an error."""
+    path = write_test_video(tmp_path / f"gap.{ext}", 8, drop=(100, 110))
+    with pytest.raises(VideoError, match=rf"gap\.{ext}: frames missing: timestamps jump from 3\.960 s \(frame 99\)"):
+        probe(str(path))
 
 
 @pytest.mark.parametrize("kind", ["mp4", "faststart", "mkv", "mkv_gop250"])
@@ -247,3 +257,19 @@ def test_s3_via_moto(clips, s3_endpoint):
     fs.pipe_file("videos/half.mp4", clips["mp4"].read_bytes()[:20000])
     with pytest.raises(VideoError, match=r"s3://videos/half\.mp4: cannot open as a video"):
         list(iter_frames("s3://videos/half.mp4", np.array([0]), 1, options))
+
+
+def test_chunks_of_a_half_reuse_the_open_reader_until_the_file_changes(tmp_path):
+    from matchflow import video
+
+    path = write_test_video(tmp_path / "half.mp4", 2.0)
+    video._READERS.clear()
+    first = [read_frame_index(f) for _, frames in iter_frames(str(path), np.array([0, 10]), 2) for f in frames]
+    (reader,) = [vr for vr, _ in video._READERS._items.values()]
+    later = [read_frame_index(f) for _, frames in iter_frames(str(path), np.array([30, 40]), 2) for f in frames]
+    again = [read_frame_index(f) for _, frames in iter_frames(str(path), np.array([5]), 1) for f in frames]
+    assert (first, later, again) == ([0, 10], [30, 40], [5])
+    assert [vr for vr, _ in video._READERS._items.values()] == [reader]  # opened once
+    write_test_video(path, 1.0)  # the file is replaced: a fresh reader sees the new content
+    with pytest.raises(VideoError, match="frame 40 asked but the video holds 25 frames"):
+        list(iter_frames(str(path), np.array([40]), 1))

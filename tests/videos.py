@@ -68,6 +68,7 @@ def write_test_video(
     texture: bool = False,
     faststart: bool = False,
     open_gop: bool = False,
+    drop: tuple[int, int] | None = None,
     crf: int = 23,
     preset: str = "veryfast",
 ) -> Path:
@@ -78,6 +79,8 @@ def write_test_video(
     decoding cost); otherwise the background is a cheap scrolling gradient. ``faststart`` puts the moov atom
     (the frame index of the container) at the start of an mp4 instead of the end.
     ``open_gop`` lets B-frames that follow a key frame in decode order be shown before it.
+    ``drop=(a, b)`` leaves frames a..b-1 out, keeping the timestamps of the others (a recording
+    that lost frames: a gap in time, and the indices drawn skip from a - 1 to b).
     """
     path = Path(path)
     width, height = size
@@ -105,6 +108,8 @@ def write_test_video(
             stream.options["x264-params"] = "open-gop=1:bframes=3"
         img = np.empty((height, width, 3), np.uint8)
         for i in range(n):
+            if drop is not None and drop[0] <= i < drop[1]:
+                continue
             if bg is not None:
                 off = (i * 4) % width
                 img[:] = bg[:, off: off + width]
@@ -125,6 +130,8 @@ def write_test_video(
             row = _index_row(i, width, height)
             img[: row.shape[0]] = row[:, :, None]
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = 1 / rate
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

@@ -166,9 +166,10 @@ class FrameRenderer:
     ) -> None:
         self.stadium, self.teams, self.play, self.size, self.half = stadium, teams, play, size, half
         kit_colours = [teams[0].kit.shirt, teams[1].kit.shirt]
-        self.stands = crowd_textures(stadium, rng, kit_colours)
-        self.grass = grass_texture(stadium, rng)
-        self.boards = board_textures(stadium, rng)
+        detail = float(np.clip(size[0] / 1280.0, 0.5, 1.0))  # texture resolution follows the frame's
+        self.stands = crowd_textures(stadium, rng, kit_colours, 10.0 * detail)
+        self.grass = grass_texture(stadium, rng, 20.0 * detail)
+        self.boards = board_textures(stadium, rng, 20.0 * detail)
         self.goals = _goal_geometry(stadium)
         self.overlay_box = self._overlay_box()
         self._background = np.full((size[1], size[0], 4), (*stadium.roof_bgr, 255), np.uint8)
