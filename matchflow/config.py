@@ -16,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 #: Fields that only say *how* a run executes, not *what* it writes: left out of the fingerprint.
-EXECUTION_FIELDS = frozenset({"workers", "scheduler", "storage_options", "retries", "memory_limit"})
+EXECUTION_FIELDS = frozenset(
+    {"workers", "scheduler", "storage_options", "retries", "memory_limit", "decode_threads"}
+)
 
 
 class ConfigError(ValueError):
@@ -34,7 +36,7 @@ class PipelineConfig(BaseModel):
 
     fps: float = Field(2.0, gt=0, le=120, description="sampling rate, frames per second (SoccerNet: 2)")
     chunk_frames: int = Field(
-        128, ge=1, le=100_000, description="sampled frames per chunk task (the unit of scheduling and of writing)"
+        256, ge=1, le=100_000, description="sampled frames per chunk task (the unit of scheduling and of writing)"
     )
     batch_frames: int = Field(
         16, ge=1, le=4096, description="sampled frames decoded and processed at once inside a chunk (bounds memory)"
@@ -48,6 +50,9 @@ class PipelineConfig(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where models run on each worker")
     # execution only (not fingerprinted)
+    decode_threads: int = Field(
+        1, ge=0, le=64, description="FFmpeg threads per decoding worker (1: one worker per core; 0: all cores)"
+    )
     workers: int | None = Field(None, ge=1, le=1024, description="local Dask workers (default: one per core)")
     scheduler: str | None = Field(None, description="address of an existing Dask scheduler, tcp://HOST:PORT")
     retries: int = Field(2, ge=0, le=20, description="retries of a failed chunk task (a lost worker, a transient error)")

@@ -198,7 +198,8 @@ def process_chunk(
     zarr_url = layout.zarr(spec.game_id)
     pos = spec.start
     t0 = time.perf_counter()
-    for video_frames, images in iter_frames(spec.video.path, indices, config.batch_frames, so):
+    frames_iter = iter_frames(spec.video.path, indices, config.batch_frames, so, num_threads=config.decode_threads)
+    for video_frames, images in frames_iter:
         seconds["decode"] += time.perf_counter() - t0
         b = len(video_frames)
         frame = np.arange(pos, pos + b, dtype=np.int32)

@@ -357,10 +357,11 @@ class _ReaderCache:
         self._lock = threading.Lock()
 
     def open(
-        self, path: str, storage_options: dict | None, errors: list[str]
+        self, path: str, storage_options: dict | None, num_threads: int, errors: list[str]
     ) -> tuple[decord.VideoReader, _Container]:
         try:
-            key = (path, threading.get_ident(), _version_key(path, storage_options))  # a reader is not thread-safe
+            # a reader is not thread-safe: one per thread
+            key = (path, num_threads, threading.get_ident(), _version_key(path, storage_options))
         except FileNotFoundError:
             key = None  # _open says what is wrong
         except OSError as exc:
@@ -369,7 +370,7 @@ class _ReaderCache:
             if key is not None and key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        vr, facts = _open(path, storage_options, 0, errors)
+        vr, facts = _open(path, storage_options, num_threads, errors)
         if key is not None and not facts.leading_frames:
             with self._lock:
                 self._items[key] = (vr, facts)
@@ -478,8 +479,12 @@ def iter_frames(
     indices: np.ndarray,
     batch_frames: int,
     storage_options: dict | None = None,
+    *,
+    num_threads: int = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Decode the video frames ``indices`` in batches of at most ``batch_frames`` frames.
+
+    ``num_threads``: FFmpeg decoding threads (0: as many as cores; 1 for one worker per core).
 
     ``indices`` must be strictly increasing video frame indices; they may start anywhere (a
     chunk of a half). Yields ``(indices (B,) int64, frames (B, H, W, 3) uint8 RGB)`` in order.
@@ -503,7 +508,7 @@ def iter_frames(
         return
     path = str(path)
     with _FFMPEG.watch() as errors:
-        vr, facts = _READERS.open(path, storage_options, errors)
+        vr, facts = _READERS.open(path, storage_options, num_threads, errors)
         n = len(vr)
         if idx[-1] >= n:
             raise VideoError(f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})")

@@ -153,3 +153,23 @@ def test_decoded_frames_reach_the_stages(corpus, tmp_path):
     parts = sorted((tmp_path / "tables" / "frames" / "game_id=gid").glob("*.parquet"))
     assert len(parts) == len(plan_chunks("g", "gid", 1, info, cfg))
     assert sum(pq.read_table(p).num_rows for p in parts) == len(seen)
+
+
+def test_synthetic_broadcast_corpus_through_the_flow(tmp_path, prefect_api):
+    """`matchflow synth` output is a corpus the flow reads: every sampled frame matches the ground truth."""
+    import pandas as pd
+
+    from matchflow.synth import synthesize_corpus
+
+    (folder,) = synthesize_corpus(tmp_path / "corpus", games=1, halves=2, seconds=3.0, seed=5, width=640, height=360)
+    out = tmp_path / "out"
+    summary = run_corpus(str(tmp_path / "corpus"), str(out), _config())
+    key = folder.relative_to(tmp_path / "corpus").as_posix()
+    assert summary.committed == [key] and not summary.failed
+    frames = connect(str(out)).execute("SELECT half, frame, video_frame, t, width, height FROM frames").df()
+    for half in (1, 2):
+        truth = pd.read_parquet(folder / f"{half}_gt_frames.parquet")
+        got = frames[frames.half == half].sort_values("frame")
+        assert list(got.video_frame) == list(sample_indices(len(truth), 25.0, 2.0))
+        np.testing.assert_allclose(got.t, truth.set_index("frame").loc[got.video_frame, "t"].to_numpy())
+        assert set(got.width) == {640} and set(got.height) == {360}
