@@ -110,7 +110,7 @@ class _Progress:
         )
 
 
-@flow(name="process-corpus", persist_result=False, log_prints=True)
+@flow(name="process-corpus", persist_result=False)
 def process_corpus(corpus: str, out: str, config: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
     """Process every game of ``corpus`` into the output root ``out`` (local folder or s3:// prefix).
 
@@ -142,7 +142,6 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
         (todo.append(g) if needs_run(layout, g, cfg, force) else summary.skipped.append(g.key))
     logger.info("%d games in %s: %d to process, %d up to date", len(games), corpus, len(todo), len(summary.skipped))
     progress = _Progress(len(todo), t0)
-    progress.done = 0
     progress_log.info("%d games: %d to process, %d already committed", len(games), len(todo), len(summary.skipped))
 
     events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
