@@ -30,8 +30,8 @@ from results import machine_description, update_section  # noqa: E402
 
 from matchflow.config import PipelineConfig  # noqa: E402
 from matchflow.games import prepare_game  # noqa: E402
-from matchflow.pipeline import build_pipeline, process_chunk  # noqa: E402
-from matchflow.storage.corpus import list_games  # noqa: E402
+from matchflow.pipeline import Pipeline, build_pipeline, process_chunk  # noqa: E402
+from matchflow.storage.corpus import Game, list_games  # noqa: E402
 from matchflow.storage.layout import OutputLayout  # noqa: E402
 
 
@@ -41,21 +41,19 @@ def plain_loop(corpus: str, out: str, cfg: PipelineConfig) -> tuple[float, int]:
     pipe.setup("cpu")
     layout = OutputLayout.at(out)
     t0 = time.perf_counter()
-    frames = 0
-    for game in list_games(corpus):
-        plan = prepare_game(game, cfg, layout, pipe)
-        for spec in plan.chunks:
-            frames += process_chunk(spec, cfg, layout, pipe).frames
+    frames = sum(_run_game(game, cfg, layout, pipe) for game in list_games(corpus))
     return time.perf_counter() - t0, frames
+
+
+def _run_game(game: Game, cfg: PipelineConfig, layout: OutputLayout, pipe: Pipeline) -> int:
+    """Prepare one game and process its chunks in turn; returns its sampled frames."""
+    return sum(process_chunk(s, cfg, layout, pipe).frames for s in prepare_game(game, cfg, layout, pipe).chunks)
 
 
 def _loop_one_game(args: tuple[str, str, int]) -> int:
     corpus, out, i = args
     cfg = PipelineConfig()
-    pipe = build_pipeline(cfg)
-    layout = OutputLayout.at(out)
-    game = list_games(corpus)[i]
-    return sum(process_chunk(s, cfg, layout, pipe).frames for s in prepare_game(game, cfg, layout, pipe).chunks)
+    return _run_game(list_games(corpus)[i], cfg, OutputLayout.at(out), build_pipeline(cfg))
 
 
 def plain_parallel(corpus: str, out: str) -> float:

@@ -39,6 +39,8 @@ from pathlib import Path
 import decord
 import numpy as np
 
+from matchflow.storage import fs
+
 __all__ = [
     "DEFAULT_BATCH_FRAMES",
     "VideoError",
@@ -177,10 +179,6 @@ _FFMPEG = _FFmpegLog()
 # Opening and checking
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def _local_path(path: str) -> str:
     return path[len("file://"):] if path.startswith("file://") else path
 
@@ -306,7 +304,7 @@ def _open(
     path: str, storage_options: dict | None, num_threads: int, errors: list[str]
 ) -> tuple[decord.VideoReader, _Container]:
     """Open and check a video; FFmpeg error lines logged meanwhile land in ``errors``."""
-    remote = _is_remote(path)
+    remote = fs.is_remote(path)
     if remote:
         local = _stage(path, storage_options)
     else:
@@ -333,12 +331,10 @@ def _open(
 
 def _version_key(path: str, storage_options: dict | None) -> tuple:
     """What identifies the current content of a file: size and modification time (ETag on S3)."""
-    if _is_remote(path):
-        import fsspec
-
-        fs, _, (p,) = fsspec.get_fs_token_paths(path, storage_options=storage_options or {})
-        fs.invalidate_cache(p)
-        info = fs.info(p)
+    if fs.is_remote(path):
+        filesystem, key = fs.filesystem(path, storage_options), fs.strip_protocol(path)
+        filesystem.invalidate_cache(key)
+        info = filesystem.info(key)
         return (info.get("size"), info.get("ETag") or info.get("LastModified") or info.get("mtime"))
     st = os.stat(_local_path(path))
     return (st.st_size, st.st_mtime_ns)
