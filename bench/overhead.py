@@ -10,13 +10,14 @@ Synthesizes a corpus (default 2 games x 2 halves x 120 s, 1280x720 H.264), then 
 Overhead = flow(1 worker) / work - 1 (target < 10%); speed-up = flow(1 worker) / flow(2 workers)
 (target >= 1.7). Writes the figures to bench/RESULTS.md.
 
-    .venv/bin/python bench/overhead.py [--games 2] [--seconds 120] [--keep DIR]
+    .venv/bin/python bench/overhead.py [--games 2] [--seconds 120] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--games", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians")
     ap.add_argument("--keep", help="folder to keep the corpus in (reused when present)")
     args = ap.parse_args()
     from matchflow.synth import synthesize_corpus
@@ -97,37 +99,55 @@ def main() -> None:
         print(f"synthesizing {args.games} games x 2 halves x {args.seconds:g} s into {corpus}", flush=True)
         synthesize_corpus(corpus, games=args.games, halves=2, seconds=args.seconds, seed=1)
     cfg = PipelineConfig()
-    work, frames = plain_loop(str(corpus), str(base / "out-loop"), cfg)
-    print(f"plain loop: {frames} frames in {work:.2f} s", flush=True)
-    par = plain_parallel(str(corpus), str(base / "out-par"))
-    print(f"plain loop over 2 processes: {par:.2f} s", flush=True)
-    f1, w1, n1 = flow_run(str(corpus), str(base / "out-1"), 1)
-    print(f"flow, 1 worker: {n1} frames, flow body {f1:.2f} s, command {w1:.2f} s", flush=True)
-    f2, w2, n2 = flow_run(str(corpus), str(base / "out-2"), 2)
-    print(f"flow, 2 workers: {n2} frames, flow body {f2:.2f} s, command {w2:.2f} s", flush=True)
-    assert n1 == n2 == frames, (n1, n2, frames)
-    overhead = f1 / work - 1
-    speedup = f1 / f2
-    cmd = f".venv/bin/python bench/overhead.py --games {args.games} --seconds {args.seconds:g}"
+    rounds: list[dict[str, float]] = []
+    frames = 0
+    for r in range(args.rounds):  # interleaved rounds: each ratio is taken within a round, then the median
+        work, frames = plain_loop(str(corpus), str(base / "out-loop"), cfg)
+        par = plain_parallel(str(corpus), str(base / "out-par"))
+        f1, w1, n1 = flow_run(str(corpus), str(base / "out-1"), 1)
+        f2, w2, n2 = flow_run(str(corpus), str(base / "out-2"), 2)
+        assert n1 == n2 == frames, (n1, n2, frames)
+        rounds.append({"work": work, "par": par, "f1": f1, "w1": w1, "f2": f2, "w2": w2})
+        print(f"round {r + 1}: loop {work:.2f} s, 2-process loop {par:.2f} s, flow 1 worker {f1:.2f} s "
+              f"(command {w1:.2f}), flow 2 workers {f2:.2f} s (command {w2:.2f})", flush=True)
+    med = {k: statistics.median(x[k] for x in rounds) for k in rounds[0]}
+    overhead = statistics.median(x["f1"] / x["work"] - 1 for x in rounds)
+    speedup = statistics.median(x["f1"] / x["f2"] for x in rounds)
+    ceiling = statistics.median(x["work"] / x["par"] for x in rounds)
+    cmd = f".venv/bin/python bench/overhead.py --games {args.games} --seconds {args.seconds:g} --rounds {args.rounds}"
+    per_round = [
+        f"| {i + 1} | {x['work']:.2f} | {x['par']:.2f} | {x['f1']:.2f} | {x['f2']:.2f} | "
+        f"{(x['f1'] / x['work'] - 1) * 100:.1f}% | {x['f1'] / x['f2']:.2f}x | {x['work'] / x['par']:.2f}x |"
+        for i, x in enumerate(rounds)
+    ]
     body = "\n".join([
         f"Command: `{cmd}`  ",
         f"Machine: {machine_description()}  ",
         f"Corpus: {args.games} games x 2 halves x {args.seconds:g} s, 1280x720 H.264 25 fps (matchflow synth), "
         f"sampled at 2 fps: {frames} frames; default configuration (stages: frames; chunk 256, batch 16).",
         "",
+        f"Medians over {len(rounds)} interleaved rounds:",
+        "",
         "| run | seconds | frames/s |",
         "| --- | --- | --- |",
-        f"| plain single-process loop over the same chunks (the work) | {work:.2f} | {frames / work:.1f} |",
-        f"| the same plain loop split over 2 processes, no orchestration (this machine's ceiling) | {par:.2f} | "
-        f"{frames / par:.1f} |",
-        f"| flow, 1 Dask worker, flow body (startup excluded) | {f1:.2f} | {frames / f1:.1f} |",
-        f"| flow, 2 Dask workers, flow body (startup excluded) | {f2:.2f} | {frames / f2:.1f} |",
-        f"| `matchflow run --workers 1`, whole command | {w1:.2f} | |",
-        f"| `matchflow run --workers 2`, whole command | {w2:.2f} | |",
+        f"| plain single-process loop over the same chunks (the work) | {med['work']:.2f} | {frames / med['work']:.1f} |",
+        f"| the same plain loop split over 2 processes, no orchestration (this machine's ceiling) | {med['par']:.2f} | "
+        f"{frames / med['par']:.1f} |",
+        f"| flow, 1 Dask worker, flow body (startup excluded) | {med['f1']:.2f} | {frames / med['f1']:.1f} |",
+        f"| flow, 2 Dask workers, flow body (startup excluded) | {med['f2']:.2f} | {frames / med['f2']:.1f} |",
+        f"| `matchflow run --workers 1`, whole command | {med['w1']:.2f} | |",
+        f"| `matchflow run --workers 2`, whole command | {med['w2']:.2f} | |",
         "",
-        f"Orchestration overhead (flow 1 worker / loop - 1): **{overhead * 100:.1f}%** (target < 10%).  ",
-        f"Speed-up 2 workers over 1: **{speedup:.2f}x** (target >= 1.7x); 2 plain processes over 1 without any "
-        f"orchestration: {work / par:.2f}x.",
+        "Each round, seconds (ratios within the round):",
+        "",
+        "| round | loop | 2-process loop | flow, 1 worker | flow, 2 workers | overhead | speed-up | ceiling |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *per_round,
+        "",
+        f"Orchestration overhead (flow 1 worker / loop - 1, median of rounds): **{overhead * 100:.1f}%** "
+        "(target < 10%).  ",
+        f"Speed-up 2 workers over 1 (median of rounds): **{speedup:.2f}x** (target >= 1.7x); 2 plain processes "
+        f"over 1 without any orchestration: {ceiling:.2f}x.",
     ])
     update_section("Orchestration overhead", body)
     print(body)

@@ -34,7 +34,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     folders = synthesize_corpus(
         args.out_dir, games=args.games, halves=args.halves, seconds=args.seconds, seed=args.seed,
-        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        cameras=args.cameras, cutaways=args.cutaways, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     print(f"synthesized {len(folders)} games in {time.perf_counter() - t0:.1f} s under {args.out_dir}")
     return 0
@@ -114,6 +114,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_calibration(args: argparse.Namespace) -> int:
+    from matchflow.evaluation import EvaluationError, evaluate_calibration, format_calibration_report
+    from matchflow.storage import fs
+
+    try:
+        report = evaluate_calibration(args.out, args.ground_truth, args.min_pitch_fraction)
+    except EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_calibration_report(report))
+    if args.json:
+        fs.write_bytes_atomic(fs.normalize(args.json), json.dumps(report, indent=2).encode())
+    return 0
+
+
+def cmd_train_calibration(args: argparse.Namespace) -> int:
+    import torch
+
+    from matchflow.models.ccbv_train import train_calibration
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    try:
+        report = train_calibration(
+            args.out, steps=args.steps, seed=args.seed, batch=args.batch, device=args.device,
+            resume=not args.no_resume, progress=lambda msg: print(msg, flush=True),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    print(json.dumps(report["validation"], indent=1))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from matchflow.config import load_config
     from matchflow.flows.corpus import run_corpus
@@ -149,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--halves", type=int, default=2, choices=(1, 2))
     s.add_argument("--seconds", type=float, default=30.0, help="length of each half in seconds")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cameras", default="all", choices=("all", "dictionary", "heldout"),
+                   help="split of the World Cup 2014 camera prior the main cameras are drawn from")
+    s.add_argument("--cutaways", type=float, default=0.0, metavar="SHARE",
+                   help="share (0..1) of each half's time in cut-away shots (player close-ups, crowd)")
     s.set_defaults(func=cmd_synth)
 
     r = sub.add_parser("run", help="process a corpus (local folder or s3://) into an output root")
@@ -171,6 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="list committed and failed games of an output root")
     st.add_argument("out")
     st.set_defaults(func=cmd_status)
+
+    ev = sub.add_parser("eval", help="score an output root against ground truth")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+    ec = ev_sub.add_parser(
+        "calibration", help="IoU part / entire of the calibration table against a synthetic corpus's ground truth"
+    )
+    ec.add_argument("out", help="output root of a run (local folder or s3://)")
+    ec.add_argument("ground_truth", help="synthetic corpus folder holding <half>_gt_frames.parquet files")
+    ec.add_argument("--min-pitch-fraction", type=float, default=0.2,
+                    help="evaluate main-camera frames showing at least this share of the pitch (default 0.2)")
+    ec.add_argument("--json", help="also write the report as JSON to this file")
+    ec.set_defaults(func=cmd_eval_calibration)
+
+    tr = sub.add_parser("train", help="train learned models on synthetic renders")
+    tr_sub = tr.add_subparsers(dest="train_command", required=True)
+    tc = tr_sub.add_parser(
+        "calibration", help="CCBV calibration networks: zone U-Net, siamese template encoder, STN refiner"
+    )
+    tc.add_argument("--out", required=True, help="folder for checkpoints, weights and training.json")
+    tc.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--batch", type=int, default=6, help="rendered frames per U-Net step (default 6)")
+    tc.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    tc.add_argument("--no-resume", action="store_true", help="start over instead of resuming from a checkpoint")
+    tc.set_defaults(func=cmd_train_calibration)
 
     d = sub.add_parser("demo", help="synthesize a small corpus, process it, query it")
     d.add_argument("--dir", default="demo-out", help="folder for the demo corpus and output")

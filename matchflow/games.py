@@ -152,6 +152,11 @@ def commit_game(
         halves={str(h): {**asdict(v), "path": _display_url(v.path)} for h, v in plan.videos.items()},
         sampled_frames=sum(r.frames for r in results),
         chunks=len(results),
+        chunk_runs=[
+            {"half": r.half, "chunk": r.chunk, "frames": r.frames, "worker": r.worker,
+             "started": dt.datetime.fromtimestamp(r.started, dt.timezone.utc).isoformat(), "wall_s": round(r.wall, 3)}
+            for r in sorted(results, key=lambda r: (r.half, r.chunk))
+        ],
         rows=rows,
         seconds={k: round(v, 4) for k, v in sorted(seconds.items())},
         errors=[],

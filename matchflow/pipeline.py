@@ -176,6 +176,8 @@ class ChunkResult:
     rows: dict[str, int]
     seconds: dict[str, float]
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    started: float = 0.0  # unix time (s) the chunk started on its worker
+    wall: float = 0.0  # wall seconds of the chunk on its worker
 
 
 def process_chunk(
@@ -189,6 +191,7 @@ def process_chunk(
     Peak memory is one batch of frames plus the chunk's table rows. Writing is idempotent: the chunk's
     files are named by its position and replaced whole, Zarr slices are overwritten.
     """
+    started, wall0 = time.time(), time.perf_counter()
     pipe = pipeline if pipeline is not None else worker_pipeline(config)
     so = config.storage_options
     ctx = HalfContext(spec.game, spec.game_id, spec.half, spec.video, config.fps)
@@ -228,7 +231,10 @@ def process_chunk(
             layout, name, spec.game_id, spec.game, spec.half, spec.chunk, merged, so
         )
     seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t1
-    return ChunkResult(spec.game_id, spec.half, spec.chunk, spec.stop - spec.start, rows_written, seconds)
+    return ChunkResult(
+        spec.game_id, spec.half, spec.chunk, spec.stop - spec.start, rows_written, seconds,
+        started=started, wall=time.perf_counter() - wall0,
+    )
 
 
 def _concat_rows(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import pytest
 from matchflow.models.camera import camera_from_homography
 from matchflow.models.pitch import PitchModel
 from matchflow.synth import synthesize_corpus
+from matchflow.synth.cutaways import plan_cutaways
+from matchflow.synth.director import load_camera_prior, pick_base_camera, prior_names, prior_split
 from matchflow.synth.play import MAX_SPEED
 
 SECONDS, FPS, WIDTH, HEIGHT, GOP = 2.0, 25, 640, 360, 10
@@ -50,6 +52,8 @@ def test_layout_is_a_soccernet_corpus(corpus):
     assert meta["home"]["name"] in game.name and meta["away"]["name"] in game.name
     assert meta["home"]["kit"]["shirt"] != meta["away"]["kit"]["shirt"]
     assert meta["generator_version"] and len(meta["halves"]) == 2
+    assert meta["cameras"] == "all" and meta["cutaways"] == 0
+    assert all(h["prior_split"] == prior_split(h["prior_camera"]) and h["cutaway_shots"] == [] for h in meta["halves"])
 
 
 def test_videos_decode_to_the_expected_frames(corpus):
@@ -73,6 +77,7 @@ def test_frame_truth_is_consistent(corpus):
     for half in (1, 2):
         frames = pd.read_parquet(game / f"{half}_gt_frames.parquet")
         assert frames["frame"].tolist() == list(range(FRAMES)) and str(frames["frame"].dtype) == "int32"
+        assert (frames["shot"] == "main").all()
         assert np.allclose(frames["t"], frames["frame"] / FPS)
         h, h_inv = homographies(frames["homography"]), homographies(frames["homography_inv"])
         prod = h @ h_inv
@@ -169,3 +174,87 @@ def test_same_seed_same_corpus(tmp_path):
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(game.iterdir())})
     assert digests[0] == digests[1]
     assert {"1_180p.mp4", "2_180p.mp4", "1_gt_frames.parquet", "2_gt_players.parquet", "game.json"} <= set(digests[0])
+
+
+def test_prior_split_is_stable_disjoint_and_holds_out_a_fifth():
+    names = set(load_camera_prior())
+    dictionary, heldout = prior_names("dictionary"), prior_names("heldout")
+    assert set(dictionary).isdisjoint(heldout) and set(dictionary) | set(heldout) == names
+    assert set(prior_names()) == set(prior_names("all")) == names
+    assert {prior_split(n) for n in heldout} == {"heldout"} and {prior_split(n) for n in dictionary} == {"dictionary"}
+    # a hash of the name: the same split in every process and on every machine
+    assert len(heldout) == 42 and 0.15 < len(heldout) / len(names) < 0.25
+    assert [prior_split(n) for n in ("1.jpg", "73.jpg", "46.jpg")] == ["dictionary", "heldout", "heldout"]
+    for seed in range(5):
+        assert pick_base_camera(np.random.default_rng(seed), "heldout").name in heldout
+        assert pick_base_camera(np.random.default_rng(seed), "dictionary").name in dictionary
+    with pytest.raises(ValueError):
+        prior_names("test")
+
+
+def test_cutaway_plan_takes_its_share_in_2_to_5_second_shots():
+    frames, fps = 45 * 60 * 25, 25
+    plan = plan_cutaways(np.random.default_rng(1), frames, fps, 0.15)
+    assert plan == plan_cutaways(np.random.default_rng(1), frames, fps, 0.15)
+    lengths = np.array([c.end - c.start for c in plan])
+    assert lengths.sum() == round(0.15 * frames) and lengths.min() >= 2 * fps and lengths.max() <= 5 * fps
+    assert all(a.end < b.start for a, b in zip(plan, plan[1:])) and plan[0].start > 0 and plan[-1].end <= frames
+    kinds = [c.shot for c in plan]
+    assert set(kinds) == {"closeup", "crowd"} and kinds.count("closeup") > kinds.count("crowd")
+    assert plan_cutaways(np.random.default_rng(1), frames, fps, 0.0) == []
+
+
+CUT_SECONDS, CUT_SIZE = 6.0, (320, 180)
+
+
+@pytest.fixture(scope="module")
+def cutaway_corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth_cutaways")
+    (game,) = synthesize_corpus(out, games=1, halves=2, seconds=CUT_SECONDS, seed=11, width=CUT_SIZE[0],
+                                height=CUT_SIZE[1], cameras="heldout", cutaways=0.9, workers=1)
+    return game
+
+
+def test_heldout_corpus_films_with_heldout_cameras_only(cutaway_corpus):
+    meta = json.loads((cutaway_corpus / "game.json").read_text())
+    assert meta["cameras"] == "heldout"
+    heldout = set(prior_names("heldout"))
+    for half in meta["halves"]:
+        assert half["prior_camera"] in heldout and half["prior_split"] == "heldout"
+
+
+def test_cutaways_show_no_pitch_markings(cutaway_corpus):
+    meta = json.loads((cutaway_corpus / "game.json").read_text())
+    assert meta["cutaways"] == 0.9
+    pitch = PitchModel()
+    shots = []
+    for half in (1, 2):
+        frames = pd.read_parquet(cutaway_corpus / f"{half}_gt_frames.parquet")
+        players = pd.read_parquet(cutaway_corpus / f"{half}_gt_players.parquet")
+        cam = np.array(meta["halves"][half - 1]["camera_position_meters"])
+        # the shots of the frames are the cut-aways of game.json, about 90% of the time
+        expected = np.array(["main"] * len(frames), dtype=object)
+        for cut in meta["halves"][half - 1]["cutaway_shots"]:
+            expected[cut["start_frame"] : cut["end_frame"]] = cut["shot"]
+            assert 2 * FPS <= cut["end_frame"] - cut["start_frame"] <= 5 * FPS
+        assert frames["shot"].tolist() == expected.tolist()
+        assert (frames["shot"] != "main").mean() == pytest.approx(0.9, abs=0.02)
+        shots += frames["shot"].tolist()
+        lines = np.array([(pitch.line_mask(np.asarray(h).reshape(3, 3), CUT_SIZE) > 0).sum()
+                          for h in frames["homography_inv"]])
+        main = (frames["shot"] == "main").to_numpy()
+        assert lines[~main].max() == 0 and np.median(lines[main]) > 100
+        # a real camera: the main camera's position, zoomed in on a player or aimed at the stands
+        for i in np.flatnonzero(~main)[[0, -1]]:
+            fitted = camera_from_homography(np.asarray(frames.loc[i, "homography_inv"]).reshape(3, 3), CUT_SIZE)
+            assert fitted.position == pytest.approx(cam, abs=0.05)
+        crowd = frames[frames["shot"] == "crowd"]
+        assert (crowd["pitch_fraction"] < 0.01).all() and (crowd["tilt_degrees"] > 80).all()
+        for cut in meta["halves"][half - 1]["cutaway_shots"]:
+            if cut["shot"] == "closeup":  # the player fills a third to half of the frame height
+                seen = players[(players["person"] == cut["person"]) & players["frame"].between(
+                    cut["start_frame"], cut["end_frame"] - 1)]
+                assert len(seen) == cut["end_frame"] - cut["start_frame"]
+                tall = (seen["y2"] - seen["y1"]) / CUT_SIZE[1]
+                assert tall.median() == pytest.approx(0.42, abs=0.12)
+    assert {"main", "closeup", "crowd"} <= set(shots)

@@ -4,6 +4,12 @@ Layout: ``OUT_DIR/synthetic/2026-2027/<YYYY-MM-DD - HH-MM Home 0 - 0 Away>/`` ho
 ``<h>_gt_frames.parquet`` and ``<h>_gt_players.parquet``, and ``game.json``. Homographies map image pixels to
 pitch metres (SoccerNet pitch frame: origin at the centre spot, +y toward the main camera, z down) and are
 stored as 9 float64, row-major, normalised so that the last entry is 1. Colours in game.json are BGR.
+
+Each half's main camera is a camera of the World Cup 2014 prior, drawn from all of it or from one split of it
+(``cameras``: the cameras that build a calibration's dictionary of views, or the held-out ones). With
+``cutaways`` > 0 the director cuts away from it for close-ups of players and crowd shots; the ``shot`` column
+of the frame truth says which shot each frame is ("main", "closeup", "crowd"), and its homography is that of
+the camera that filmed it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import pyarrow.parquet as pq
 
 from matchflow.models.camera import camera_to_soccernet_dict, normalize_homography
 
-from .director import follow_play, pick_base_camera
+from .cutaways import insert_cutaways
+from .director import follow_play, pick_base_camera, prior_split
 from .play import simulate_half
 from .render import FrameRenderer
 from .stadium import REFEREE_KIT, Stadium, Team, random_stadium, random_teams
@@ -33,7 +40,8 @@ from .video import H264Writer
 
 __all__ = ["synthesize_corpus", "render_half", "HalfJob", "GENERATOR_VERSION", "FRAMES_SCHEMA", "PLAYERS_SCHEMA"]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
+CAMERA_SPLITS = ("all", "dictionary", "heldout")
 SEASON = "2026-2027"
 LEAGUE = "synthetic"
 
@@ -45,7 +53,7 @@ FRAMES_SCHEMA = pa.schema(
         ("ball_pitch_x", pa.float64()), ("ball_pitch_y", pa.float64()), ("ball_z", pa.float64()),
         ("ball_visible", pa.bool_()), ("pitch_fraction", pa.float32()),
         ("focal_length_px", pa.float64()), ("pan_degrees", pa.float64()), ("tilt_degrees", pa.float64()),
-        ("roll_degrees", pa.float64()),
+        ("roll_degrees", pa.float64()), ("shot", pa.string()),
     ]
 )
 PLAYERS_SCHEMA = pa.schema(
@@ -72,6 +80,8 @@ class HalfJob:
     gop: int
     stadium: Stadium
     teams: tuple[Team, Team]
+    cameras: str = "all"  # split of the camera prior the main camera is drawn from
+    cutaways: float = 0.0  # share of the half's time in cut-away shots
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -90,8 +100,14 @@ def render_half(job: HalfJob) -> dict:
     team0_attacks = 1.0 if job.half % 2 == 1 else -1.0
     play = simulate_half(_rng(job.seed, job.game, 2, job.half), job.teams, job.frames, job.fps, team0_attacks)
     cam_rng = _rng(job.seed, job.game, 3, job.half)
-    base = pick_base_camera(cam_rng)
+    base = pick_base_camera(cam_rng, job.cameras)
     cameras = follow_play(cam_rng, play, base, size)
+    shots = ["main"] * len(cameras)
+    cutaways = []
+    if job.cutaways > 0:
+        cameras, shots, cutaways = insert_cutaways(
+            _rng(job.seed, job.game, 4, job.half), play, job.stadium, base, cameras, job.cutaways, size
+        )
     # the stadium's textures are the same in both halves of a game
     renderer = FrameRenderer(job.stadium, job.teams, play, _rng(job.seed, job.game, 1), size, job.half)
     pitch = job.stadium.pitch
@@ -113,6 +129,7 @@ def render_half(job: HalfJob) -> dict:
                 "ball_pitch_x": float(ball[0]), "ball_pitch_y": float(ball[1]), "ball_z": float(ball[2]),
                 "ball_visible": truth.ball_visible, "pitch_fraction": pitch.visible_fraction(h_inv, size),
                 "focal_length_px": cam.focal_px, "pan_degrees": pan, "tilt_degrees": tilt, "roll_degrees": roll,
+                "shot": shots[f],
             }
             for k, v in row.items():
                 frame_rows[k].append(v)
@@ -132,8 +149,10 @@ def render_half(job: HalfJob) -> dict:
         "frames": job.frames,
         "home_attacks_toward_x": float(team0_attacks * 52.5),
         "prior_camera": base.name,
+        "prior_split": prior_split(base.name),
         "camera_position_meters": [float(v) for v in base.camera.position],
         "first_frame_camera": camera_to_soccernet_dict(cameras[0]),
+        "cutaway_shots": [c.as_dict() for c in cutaways],
         "persons": [
             {"person": p.person, "team": p.team, "role": p.role, "height_m": round(p.height, 3)} for p in play.persons
         ],
@@ -168,12 +187,23 @@ def synthesize_corpus(
     gop: int = 25,
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
+    cameras: str = "all",
+    cutaways: float = 0.0,
 ) -> list[Path]:
     """Write a synthetic broadcast corpus of ``games`` games of ``halves`` halves, each ``seconds`` long, under
     ``out_dir``; returns the game folders. The same seed gives the same corpus. Halves are rendered in
-    parallel over ``workers`` processes (default: one per CPU core, at most one per half)."""
+    parallel over ``workers`` processes (default: one per CPU core, at most one per half).
+
+    ``cameras``: the split of the camera prior the main cameras are drawn from: "all", "dictionary" or
+    "heldout" (see :func:`matchflow.synth.director.prior_split`). ``cutaways``: the share (0..1) of each
+    half's time spent in cut-away shots (close-ups of players, crowd shots), 2 to 5 s each, with hard cuts."""
     if games < 1 or halves < 1 or seconds <= 0 or fps < 1 or gop < 1:
         raise ValueError("games, halves, seconds, fps and gop must be positive")
+    if cameras not in CAMERA_SPLITS:
+        raise ValueError(f"cameras must be one of {', '.join(CAMERA_SPLITS)}, not {cameras!r}")
+    if not 0.0 <= cutaways <= 1.0:
+        raise ValueError("cutaways must be a share of the time within 0..1")
+    cutaways = float(cutaways)
     if width < 16 or height < 16 or width % 2 or height % 2:
         raise ValueError("width and height must be even (yuv420p) and at least 16 pixels")
     say = progress or (lambda message: None)
@@ -189,7 +219,9 @@ def synthesize_corpus(
         folder.mkdir(parents=True, exist_ok=True)
         folders.append(folder)
         for h in range(1, halves + 1):
-            jobs.append(HalfJob(str(folder), seed, g, h, frames, fps, width, height, gop, stadium, teams))
+            jobs.append(
+                HalfJob(str(folder), seed, g, h, frames, fps, width, height, gop, stadium, teams, cameras, cutaways)
+            )
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     say(f"synthesizing {games} game(s) x {halves} half(s) x {frames} frames on {n_workers} process(es)")
     started = time.perf_counter()
@@ -221,6 +253,8 @@ def synthesize_corpus(
             "width": width,
             "height": height,
             "gop": gop,
+            "cameras": cameras,
+            "cutaways": cutaways,
             "colour_order": "BGR",
             "pitch": {"length": job.stadium.pitch.length, "width": job.stadium.pitch.width},
             "home": _team_json(job.teams[0]),

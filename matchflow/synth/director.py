@@ -6,6 +6,7 @@ Cameras are :class:`matchflow.models.camera.PinholeCamera` (pitch metres, Soccer
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,9 +18,13 @@ from matchflow.models.camera import PinholeCamera, camera_from_homography, look_
 
 from .play import HalfPlay
 
-__all__ = ["load_camera_prior", "pick_base_camera", "BaseCamera", "follow_play"]
+__all__ = [
+    "load_camera_prior", "prior_split", "prior_names", "PRIOR_SPLITS", "pick_base_camera", "BaseCamera", "follow_play",
+]
 
 _PRIOR_SIZE = (1280, 720)
+PRIOR_SPLITS = ("dictionary", "heldout")
+_HELDOUT_MODULUS = 5  # about one camera in five is held out
 
 
 @lru_cache(maxsize=1)
@@ -28,6 +33,25 @@ def load_camera_prior() -> dict[str, np.ndarray]:
     text = resources.files("matchflow.data").joinpath("wc14_camera_prior.json").read_text()
     data = json.loads(text)
     return {k: np.asarray(v, dtype=float) for k, v in data["pitch_to_image"].items()}
+
+
+def prior_split(name: str) -> str:
+    """The split of the prior a camera belongs to, from a stable hash of its name: ``"heldout"`` (about one
+    camera in five: kept out of a calibration's dictionary of views to evaluate it on unseen cameras) or
+    ``"dictionary"``."""
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()
+    return "heldout" if int(digest, 16) % _HELDOUT_MODULUS == 0 else "dictionary"
+
+
+def prior_names(split: str | None = None) -> list[str]:
+    """Names of the prior's cameras in ``split`` (``"dictionary"``, ``"heldout"``; None or ``"all"``: every
+    camera), in the prior's natural order (by name length, then name)."""
+    if split not in (None, "all", *PRIOR_SPLITS):
+        raise ValueError(f"unknown prior split {split!r}: expected one of all, {', '.join(PRIOR_SPLITS)}")
+    names = sorted(load_camera_prior(), key=lambda k: (len(k), k))
+    if split in (None, "all"):
+        return names
+    return [n for n in names if prior_split(n) == split]
 
 
 @dataclass(frozen=True)
@@ -59,11 +83,11 @@ def _aim(cam: PinholeCamera) -> np.ndarray | None:
     return (cam.position + s * axis)[:2]
 
 
-def pick_base_camera(rng: np.random.Generator) -> BaseCamera:
+def pick_base_camera(rng: np.random.Generator, split: str | None = None) -> BaseCamera:
     """A random prior camera that decomposes into a plausible main camera (on the +y side, above the pitch,
-    near the halfway line, level)."""
+    near the halfway line, level), among the cameras of ``split`` (see :func:`prior_names`) when given."""
     prior = load_camera_prior()
-    names = sorted(prior, key=lambda k: (len(k), k))
+    names = prior_names(split)
     for idx in rng.permutation(len(names)):
         cam = camera_from_homography(prior[names[idx]], _PRIOR_SIZE)
         if cam is None or not _plausible(cam):
@@ -71,7 +95,7 @@ def pick_base_camera(rng: np.random.Generator) -> BaseCamera:
         aim = _aim(cam)
         if aim is not None:
             return BaseCamera(names[idx], cam, aim)
-    raise RuntimeError("no plausible camera in the prior")
+    raise RuntimeError(f"no plausible camera in the prior (split {split or 'all'})")
 
 
 def _smooth(targets: np.ndarray, dt: float, omega: float) -> np.ndarray:
