@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "build_dictionary",
     "default_dictionary",
     "line_samples",
+    "recipe_checksum",
 ]
 
 PRIOR_SIZE = (1280, 720)
@@ -56,14 +58,16 @@ def camera_from_params(p: np.ndarray, size: tuple[int, int]) -> PinholeCamera:
 def fit_camera_mixture(params: np.ndarray, max_components: int = 24, seed: int = 0):  # noqa: ANN201 - sklearn
     """A Gaussian mixture over camera parameters (N, 7), the number of modes chosen by BIC."""
     from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
 
     x = np.asarray(params, dtype=float)
     best, best_bic = None, np.inf
-    for k in range(1, max(1, min(max_components, len(x) // 4)) + 1):
-        gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2).fit(x)
-        bic = gm.bic(x)
-        if bic < best_bic:
-            best, best_bic = gm, bic
+    with threadpool_limits(1):  # 7x7 matrices: BLAS threads only cost
+        for k in range(1, max(1, min(max_components, len(x) // 4)) + 1):
+            gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, n_init=2).fit(x)
+            bic = gm.bic(x)
+            if bic < best_bic:
+                best, best_bic = gm, bic
     return best
 
 
@@ -167,17 +171,29 @@ def build_dictionary(
     return ViewDictionary(size, np.array(hs), np.array(ps), np.array(fields), np.array(dists), np.array(pts), samples)
 
 
+DRAWS, SEED = 2500, 0
+
+
+def recipe_checksum(draws: int = DRAWS, seed: int = SEED) -> str:
+    """sha256 of what determines the default dictionary: the prior file, this module's source, the split and
+    the parameters (cheap: the dictionary itself is built once per worker process)."""
+    from importlib import resources
+
+    digest = hashlib.sha256()
+    digest.update(resources.files("matchflow.data").joinpath("wc14_camera_prior.json").read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    digest.update(f"split=dictionary;draws={draws};seed={seed}".encode())
+    return digest.hexdigest()
+
+
 @lru_cache(maxsize=2)
-def default_dictionary(size: tuple[int, int] = (WORK_WIDTH, WORK_WIDTH * 9 // 16), draws: int = 2500,
-                       seed: int = 0) -> ViewDictionary:
+def default_dictionary(size: tuple[int, int] = (WORK_WIDTH, WORK_WIDTH * 9 // 16), draws: int = DRAWS,
+                       seed: int = SEED) -> ViewDictionary:
     """The dictionary of the shipped prior's "dictionary" split (built once per process, deterministic)."""
     from matchflow.synth.director import load_camera_prior
 
     prior = load_camera_prior()
-    try:
-        from matchflow.synth.director import prior_split
-    except ImportError:  # pragma: no cover - older synth module without the split
-        prior_split = None
-    if prior_split is not None:
-        prior = {k: v for k, v in prior.items() if prior_split(k) == "dictionary"}
+    from matchflow.synth.director import prior_split
+
+    prior = {k: v for k, v in prior.items() if prior_split(k) == "dictionary"}
     return build_dictionary(prior, size, draws, seed)

@@ -23,6 +23,8 @@ def _column(values: Any, field: pa.Field, n: int) -> pa.Array:
     if values is None:
         return pa.nulls(n, type=typ)
     if pa.types.is_fixed_size_list(typ):
+        if not isinstance(values, np.ndarray) and any(v is None for v in values):  # null rows
+            return pa.array([None if v is None else np.asarray(v, dtype=float).tolist() for v in values], type=typ)
         arr = np.asarray(values, dtype=typ.value_type.to_pandas_dtype()).reshape(n, typ.list_size)
         return pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel(), type=typ.value_type), typ.list_size)
     if pa.types.is_dictionary(typ):

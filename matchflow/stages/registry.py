@@ -11,11 +11,12 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from matchflow.stages.base import Stage
+from matchflow.stages.calibration import CalibrationStage
 from matchflow.stages.frames import FramesStage
 
 ENTRY_POINT_GROUP = "matchflow.stages"
 
-BUILTIN: dict[str, type[Stage]] = {FramesStage.name: FramesStage}
+BUILTIN: dict[str, type[Stage]] = {FramesStage.name: FramesStage, CalibrationStage.name: CalibrationStage}
 
 
 def available() -> dict[str, type[Stage]]:
