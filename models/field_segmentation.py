@@ -69,7 +69,7 @@ class ClassicalSegmenter:
     width: int = WORK_WIDTH
     min_grass: float = 0.04
     tophat_px: int = 9
-    line_contrast: float = 18.0
+    line_contrast: float = 12.0
     max_line_saturation: int = 110
     min_component_px: int = 25
     thin: bool = True
@@ -86,7 +86,13 @@ class ClassicalSegmenter:
         if grass.mean() < self.min_grass:
             return FieldObservation(size, scale, empty, empty.copy(), extras={"grass_share": float(grass.mean())})
         field = self._field_region(grass)
-        lines = self._lines(small, hsv, field)
+        # markings lie on grass: a line pixel has grass within a few pixels on its sides (stands, boards and
+        # banners inside the field's convex hull do not)
+        k = 2 * self.tophat_px + 1
+        near_grass = cv2.dilate(grass.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+        grass_frac = cv2.blur(grass.astype(np.float32), (k, k))
+        support = field & near_grass & (grass_frac >= 0.35)
+        lines = self._lines(small, hsv, support)
         return FieldObservation(size, scale, field, lines, extras={"grass_share": float(grass.mean())})
 
     # ------------------------------------------------------------------------------------------- pieces
