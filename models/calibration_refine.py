@@ -140,6 +140,8 @@ class LineFitRefiner:
     clip_px: float = 30.0
     clip_m: float = 5.0
     align_rounds: int = 3
+    camera_fit: bool = True
+    camera_radii: tuple[float, ...] = (6.0, 4.0, 3.0, 2.0)
     align_evals: int = 100
 
     def __post_init__(self) -> None:
@@ -158,6 +160,18 @@ class LineFitRefiner:
         size = obs.size
         grass = cv2.dilate(obs.field.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         cur = self.align(index, np.asarray(h, dtype=float), grass)
+        if self.camera_fit:
+            cam = camera_from_homography(cur, size)
+            if cam is not None:
+                p = camera_params(cam)
+                p0 = p.copy()
+                for radius in self.camera_radii:
+                    src, dst = self._pairs(index, camera_from_params(p, size).homography(), grass, radius)
+                    if len(src) < 12:
+                        break
+                    p = self._fit(p, p0, src, dst, size, radius)
+                out = camera_from_params(p, size).homography()
+                return out / out[2, 2]
         for radius in self.radii:
             src, dst = self._pairs(index, cur, grass, radius)
             if len(src) < 12:

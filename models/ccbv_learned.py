@@ -3,13 +3,21 @@ spatial-transformer refiner, implementing the interfaces of :mod:`matchflow.mode
 
 Select them in place of the classical pieces, e.g. with :class:`matchflow.models.calibrator.Calibrator`::
 
+    from matchflow.models.calibrator import Calibrator
+    from matchflow.models.camera_dictionary import default_dictionary
+    from matchflow.models.ccbv_learned import SiameseRetriever, STNRefiner, UNetSegmenter
+
     size = (640, 360)                                   # working size of 1280x720 (16:9) frames
     dictionary = default_dictionary(size).homographies   # or any (N, 3, 3) pitch -> working image
     Calibrator(
         segmenter=UNetSegmenter(None),                  # None: the weights shipped in matchflow/data/ccbv
         retriever=SiameseRetriever(None, dictionary, size),
-        refiner=STNRefiner(None),
+        refiner=STNRefiner(None),                       # or keep the default LineFitRefiner for precision
     )
+
+The STN's homographies are coarse (tens of working pixels with the shipped weights, see
+``matchflow/data/ccbv/README.md``); a plausibility check with a tolerance of a few pixels rejects many of
+them, so a precise refiner after it (or instead of it) is the better choice where accuracy matters.
 
 Weights files (``ccbv_unet.pt``, ``ccbv_siamese.pt``, ``ccbv_stn.pt``) are dictionaries of plain tensors and
 numbers, loaded with ``torch.load(path, weights_only=True)``; :func:`matchflow.models.ccbv_train.train_calibration`
@@ -221,7 +229,9 @@ class SiameseRetriever:
     def distances(self, obs: FieldObservation) -> np.ndarray:
         """(N,) L2 distances between the observation's embedding and each dictionary view's."""
         if obs.zones is None:
-            raise ValueError("SiameseRetriever needs FieldObservation.zones, from a zone segmenter such as UNetSegmenter")
+            raise ValueError(
+                "SiameseRetriever needs FieldObservation.zones, from a zone segmenter such as UNetSegmenter"
+            )
         e = self.embed(_zones_at(obs.zones, TEMPLATE_SIZE)[None])
         return torch.cdist(e, self.embeddings)[0].cpu().numpy()
 

@@ -172,7 +172,9 @@ def perturb(rng: np.random.Generator, cam: PinholeCamera, mag: float) -> Pinhole
 def jitter(rng: np.random.Generator, cam: PinholeCamera) -> PinholeCamera:
     """``cam`` with pan (~2.5 degrees), tilt (~1.2 degrees) and zoom (~12%) jitter."""
     pan, tilt, roll = cam.pan_tilt_roll
-    rot = pan_tilt_roll_to_rotation(pan + rng.normal(0.0, np.radians(2.5)), tilt + rng.normal(0.0, np.radians(1.2)), roll)
+    rot = pan_tilt_roll_to_rotation(
+        pan + rng.normal(0.0, np.radians(2.5)), tilt + rng.normal(0.0, np.radians(1.2)), roll
+    )
     return PinholeCamera(cam.focal_px * float(np.exp(rng.normal(0.0, 0.12))), rot, cam.position, cam.image_size)
 
 
@@ -635,8 +637,9 @@ def validate(paths: dict[str, Path], cfg: TrainConfig, device: str = "cpu",
         say(f"zones: pixel accuracy {out['zone_pixel_accuracy']:.3f}, mean IoU {out['zone_mean_iou']:.3f}")
         dictionary, source = _validation_dictionary(work)
         retriever = SiameseRetriever(paths["siamese"], dictionary, work, device=device)
-        errs: dict[str, list[float]] = {"retrieved": [], "oracle": [], "refined_1": [], f"refined_{cfg.stn_iterations}": [],
-                                        "oracle_refined": []}
+        errs: dict[str, list[float]] = {
+            "retrieved": [], "oracle": [], "refined_1": [], f"refined_{cfg.stn_iterations}": [], "oracle_refined": [],
+        }
         rank_of_best = []
         signs = np.array([front_sign(d, work) for d in dictionary])
         for obs, h in zip(observations, truths):
@@ -658,7 +661,8 @@ def validate(paths: dict[str, Path], cfg: TrainConfig, device: str = "cpu",
             for k, v in errs.items() if v
         }
         out["retrieval_rank_of_oracle_view"] = {
-            "median": float(np.median(rank_of_best)), "top10_share": round(float(np.mean(np.array(rank_of_best) < 10)), 3)
+            "median": float(np.median(rank_of_best)),
+            "top10_share": round(float(np.mean(np.array(rank_of_best) < 10)), 3),
         }
         r = out["reprojection_error_px_640"]
         say(f"reprojection error (median px at 640x360): retrieved {r['retrieved']['median']}, refined "
