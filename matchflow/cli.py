@@ -1,4 +1,4 @@
-"""The ``matchflow`` command: synth, run, sql, status, demo."""
+"""The ``matchflow`` command: synth, run, sql, status, export, eval, train, demo."""
 
 from __future__ import annotations
 
@@ -114,6 +114,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from matchflow.exports import ExportError, export
+
+    try:
+        written = export(args.out, args.format, args.dest, game=args.game)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    print(f"wrote {len(written)} {args.format} files under {args.dest}")
+    return 0
+
+
 def cmd_eval_calibration(args: argparse.Namespace) -> int:
     from matchflow.evaluation import EvaluationError, evaluate_calibration, format_calibration_report
     from matchflow.storage import fs
@@ -213,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="list committed and failed games of an output root")
     st.add_argument("out")
     st.set_defaults(func=cmd_status)
+
+    x = sub.add_parser("export", help="export committed games as kloppy tracking tables, SoccerNet CCBV or MOT files")
+    x.add_argument("out", help="output root of a run (local folder or s3://)")
+    x.add_argument("--format", required=True, choices=("kloppy", "soccernet-ccbv", "mot"),
+                   help="kloppy: wide tracking tables with +y up (y flipped); soccernet-ccbv: calibration JSON; "
+                        "mot: MOT Challenge boxes of tracked players")
+    x.add_argument("--dest", required=True, help="folder (or s3:// prefix) to write to, outside the output root")
+    x.add_argument("--game", help="export only this game (its key or game id)")
+    x.set_defaults(func=cmd_export)
 
     ev = sub.add_parser("eval", help="score an output root against ground truth")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)

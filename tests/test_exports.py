@@ -1,0 +1,257 @@
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from matchflow import cli
+from matchflow.exports import ExportError, committed_games, export, export_kloppy, export_mot, export_soccernet_ccbv
+from matchflow.models.soccernet_calib import PLACEHOLDER_HOMOGRAPHY, read_ccbv
+from matchflow.storage import manifest
+from matchflow.storage.corpus import game_id
+from matchflow.storage.layout import OutputLayout
+from matchflow.storage.tables import write_part
+from matchflow.synth.director import load_camera_prior
+
+SIZE = (1280, 720)
+DT = 0.48
+KEY_A = "league/season/game A"
+KEY_B = "league/season/game B"  # frames only: no calibration, no players
+KEY_C = "league/season/game C"  # failed: invisible
+
+
+def _p2i(n, offset=0):
+    prior = load_camera_prior()
+    return [prior[k] / prior[k][2, 2] for k in sorted(prior)[offset : offset + n]]
+
+
+def _frames(layout, gid, key, half, n):
+    f = np.arange(n, dtype=np.int32)
+    write_part(layout, "frames", gid, key, half, 0, {
+        "frame": f, "t": f * DT, "video_frame": f * 12,
+        "width": np.full(n, SIZE[0], np.int32), "height": np.full(n, SIZE[1], np.int32)})
+
+
+# half 1 of game A: 4 frames; frame 1 has an invalid calibration, frame 2 none at all
+CAL = {  # frame -> (valid, score)
+    1: {0: (True, 0.9), 1: (False, 0.2), 3: (True, 0.7)},
+    2: {0: (True, 0.8), 1: (True, 0.6)},
+}
+# players: (frame, det, track, x1, y1, x2, y2, score, pitch_x, pitch_y, team)
+PLAYERS = {
+    1: [
+        (0, 0, 3, 100.5, 200.25, 130.5, 280.0, 0.9, -10.5, 5.25, 0),
+        (0, 1, 7, 400.0, 300.0, 425.0, 370.0, 0.8, 20.0, -30.0, 1),
+        (0, 2, None, 600.0, 310.0, 620.0, 360.0, 0.5, 1.0, 2.0, None),  # untracked: left out
+        (1, 0, 3, 101.0, 201.0, 131.0, 281.0, 0.9, None, None, 0),  # invalid calibration
+        (2, 0, 7, 402.0, 302.0, 427.0, 372.0, 0.85, 21.0, -29.0, 1),  # no calibration row: must come out null
+        (3, 0, 3, 104.0, 204.0, 134.0, 284.0, 0.95, -9.0, 0.0, 0),
+        (3, 1, 7, 404.0, 304.0, 429.0, 374.0, None, 22.0, -28.5, 1),
+    ],
+    2: [
+        (0, 0, 11, 50.0, 60.0, 70.0, 110.0, 0.7, 30.0, 12.0, 1),
+        (1, 0, 11, 52.0, 61.0, 72.0, 112.0, 0.75, 31.0, 11.5, 1),
+    ],
+}
+# ball: (frame, score, pitch_x, pitch_y)
+BALL = {1: [(0, 0.9, 1.5, 2.5), (0, 0.3, -40.0, -20.0), (2, 0.8, 3.0, 4.0), (3, 0.7, 5.0, -6.0)], 2: [(1, 0.5, 7.0, 8.0)]}
+NFRAMES = {1: 4, 2: 2}
+
+
+def _write_game_a(layout):
+    gid = game_id(KEY_A)
+    cams = {1: _p2i(4), 2: _p2i(2, 10)}
+    for half, n in NFRAMES.items():
+        _frames(layout, gid, KEY_A, half, n)
+        frames = sorted(CAL[half])
+        p2i = np.array([cams[half][f] for f in frames])
+        write_part(layout, "calibration", gid, KEY_A, half, 0, {
+            "frame": np.array(frames, np.int32), "t": np.array(frames) * DT,
+            "homography": np.linalg.inv(p2i).reshape(-1, 9), "homography_inv": p2i.reshape(-1, 9),
+            "score": np.array([CAL[half][f][1] for f in frames], np.float32),
+            "valid": np.array([CAL[half][f][0] for f in frames])})
+        rows = PLAYERS[half]
+        col = lambda i, dt=np.float32: np.array([np.nan if r[i] is None else r[i] for r in rows], dt)  # noqa: E731
+        write_part(layout, "players", gid, KEY_A, half, 0, {
+            "frame": np.array([r[0] for r in rows], np.int32), "t": np.array([r[0] * DT for r in rows]),
+            "det": np.array([r[1] for r in rows], np.int16), "track": [r[2] for r in rows],
+            "x1": col(3), "y1": col(4), "x2": col(5), "y2": col(6), "score": col(7),
+            "pitch_x": col(8), "pitch_y": col(9), "team": [r[10] for r in rows], "cls": ["player"] * len(rows)})
+        balls = BALL[half]
+        write_part(layout, "ball", gid, KEY_A, half, 0, {
+            "frame": np.array([b[0] for b in balls], np.int32), "t": np.array([b[0] * DT for b in balls]),
+            "score": np.array([b[1] for b in balls], np.float32),
+            "pitch_x": np.array([b[2] for b in balls], np.float32),
+            "pitch_y": np.array([b[3] for b in balls], np.float32)})
+    manifest.write_manifest(layout, gid, {"status": "committed", "game": KEY_A, "config": {"fps": 2.0}})
+    return {h: np.linalg.inv(np.array(c)) for h, c in cams.items()}
+
+
+@pytest.fixture()
+def output(tmp_path):
+    out = tmp_path / "out"
+    layout = OutputLayout.at(str(out))
+    i2p = _write_game_a(layout)
+    _frames(layout, game_id(KEY_B), KEY_B, 1, 3)
+    manifest.write_manifest(layout, game_id(KEY_B), {"status": "committed", "game": KEY_B})
+    _frames(layout, game_id(KEY_C), KEY_C, 1, 3)
+    manifest.write_manifest(layout, game_id(KEY_C), {"status": "failed", "game": KEY_C, "errors": ["boom"]})
+    return out, i2p
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def _player(half, frame, track):
+    return next(r for r in PLAYERS[half] if r[0] == frame and r[2] == track)
+
+
+def test_committed_games_selects_by_key_or_id(output):
+    out, _ = output
+    assert [g.key for g in committed_games(str(out))] == [KEY_A, KEY_B]
+    assert [g.key for g in committed_games(str(out), game_id(KEY_A))] == [KEY_A]
+    assert [g.game_id for g in committed_games(str(out), KEY_B)] == [game_id(KEY_B)]
+
+
+def test_kloppy_export(output, tmp_path):
+    out, _ = output
+    before = _snapshot(out)
+    dest = tmp_path / "kloppy"
+    written = export_kloppy(str(out), str(dest), game=KEY_A)
+    folder = dest / game_id(KEY_A)
+    assert sorted(Path(p).name for p in written) == [
+        "1_tracking.csv", "1_tracking.parquet", "2_tracking.csv", "2_tracking.parquet", "metadata.json"]
+    assert all(Path(p).parent == folder for p in written)
+    assert _snapshot(out) == before  # OUT untouched
+
+    t1 = pq.read_table(folder / "1_tracking.parquet")
+    assert t1.column_names == ["period_id", "frame_id", "timestamp", "ball_x", "ball_y", "3_x", "3_y", "7_x", "7_y"]
+    df = t1.to_pandas()
+    assert df["period_id"].tolist() == [1] * 4 and df["frame_id"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(df["timestamp"], np.arange(4) * DT)
+    # y is the negative of pitch_y; x as is
+    for frame, track in [(0, 3), (0, 7), (3, 3), (3, 7)]:
+        r = _player(1, frame, track)
+        assert df.loc[frame, f"{track}_x"] == np.float32(r[8])
+        assert df.loc[frame, f"{track}_y"] == -np.float32(r[9])
+    # frame 1: invalid calibration, frame 2: no calibration row -> every coordinate null (even a given pitch_y)
+    coords = [c for c in t1.column_names if c.endswith(("_x", "_y"))]
+    for frame in (1, 2):
+        assert all(t1.column(c)[frame].as_py() is None for c in coords), frame
+    # ball: the highest-score row, flipped
+    assert (df.loc[0, "ball_x"], df.loc[0, "ball_y"]) == (1.5, -2.5)
+    assert (df.loc[3, "ball_x"], df.loc[3, "ball_y"]) == (5.0, 6.0)
+
+    t2 = pq.read_table(folder / "2_tracking.parquet").to_pandas()
+    assert list(t2.columns) == ["period_id", "frame_id", "timestamp", "ball_x", "ball_y", "11_x", "11_y"]
+    assert t2["11_y"].tolist() == [-12.0, -11.5] and t2["period_id"].tolist() == [2, 2]
+    assert np.isnan(t2.loc[0, "ball_x"]) and t2.loc[1, "ball_y"] == -8.0
+
+    csv = pd.read_csv(folder / "1_tracking.csv")
+    assert list(csv.columns) == t1.column_names
+    pd.testing.assert_frame_equal(csv, df, check_dtype=False)
+
+    meta = json.loads((folder / "metadata.json").read_text())
+    cs = meta["coordinate_system"]
+    assert cs["y_flipped"] is True and "y = -pitch_y" in cs["flip"] and "up" in cs["y"]
+    assert cs["units"] == "metres" and cs["origin"] == "centre spot"
+    assert meta["game"] == KEY_A and meta["game_id"] == game_id(KEY_A)
+    assert meta["pitch"]["length"] == 105.0 and meta["pitch"]["width"] == 68.0
+    assert meta["frame_rate"] == pytest.approx(1 / DT)
+    p1 = meta["periods"][0]
+    assert p1["frames"] == 4 and p1["tracks"] == [{"track": 3, "team": 0}, {"track": 7, "team": 1}]
+
+
+def test_ccbv_export_round_trips(output, tmp_path):
+    out, i2p = output
+    before = _snapshot(out)
+    dest = tmp_path / "ccbv"
+    written = export_soccernet_ccbv(str(out), str(dest), game=game_id(KEY_A))
+    assert [Path(p).name for p in written] == ["1_field_calib_ccbv.json", "2_field_calib_ccbv.json"]
+    assert _snapshot(out) == before
+    for half, n in NFRAMES.items():
+        calib = read_ccbv(dest / game_id(KEY_A) / f"{half}_field_calib_ccbv.json")
+        assert len(calib) == n and calib.size == SIZE
+        got = calib.image_to_pitch()
+        for f in range(n):
+            valid, score = CAL[half].get(f, (False, 0.0))
+            if valid:
+                want = i2p[half][f]
+                np.testing.assert_allclose(got[f], want / want[2, 2], rtol=1e-9, atol=1e-12)
+                assert calib.confidence[f] == pytest.approx(score, abs=1e-6)
+            else:
+                assert calib.confidence[f] == 0.0
+                np.testing.assert_array_equal(calib.homographies[f], PLACEHOLDER_HOMOGRAPHY)
+
+
+def test_mot_export_parses_back_to_the_boxes(output, tmp_path):
+    out, _ = output
+    before = _snapshot(out)
+    dest = tmp_path / "mot"
+    written = export_mot(str(out), str(dest), game=KEY_A)
+    assert [Path(p).name for p in written] == ["1_mot.txt", "2_mot.txt"]
+    assert _snapshot(out) == before
+    for half in NFRAMES:
+        lines = (dest / game_id(KEY_A) / f"{half}_mot.txt").read_text().splitlines()
+        tracked = [r for r in PLAYERS[half] if r[2] is not None]
+        assert len(lines) == len(tracked)
+        keys = []
+        for line in lines:
+            v = line.split(",")
+            assert len(v) == 10 and v[7:] == ["-1", "-1", "-1"]
+            frame, track = int(v[0]), int(v[1])
+            keys.append((frame, track))
+            r = _player(half, frame - 1, track)  # 1-based frames
+            left, top, w, h, conf = (np.float32(x) for x in v[2:7])
+            assert (left, top) == (np.float32(r[3]), np.float32(r[4]))
+            assert w == pytest.approx(r[5] - r[3]) and h == pytest.approx(r[6] - r[4])
+            assert conf == pytest.approx(1.0 if r[7] is None else r[7])
+        assert keys == sorted(keys)
+
+
+def test_errors(output, tmp_path):
+    out, _ = output
+    dest = str(tmp_path / "dest")
+    with pytest.raises(ExportError, match="does not exist"):
+        export(str(tmp_path / "nope"), "mot", dest)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ExportError, match="no committed game.*manifests"):
+        export(str(empty), "kloppy", dest)
+    with pytest.raises(ExportError, match="not a committed game"):
+        export(str(out), "mot", dest, game="league/season/nope")
+    with pytest.raises(ExportError, match="not a committed game"):
+        export(str(out), "mot", dest, game=KEY_C)  # failed games are invisible
+    # game B has frames only: each format names the missing table and its path
+    gid_b = game_id(KEY_B)
+    with pytest.raises(ExportError, match=rf"no 'calibration' table .*tables/calibration/game_id={gid_b}"):
+        export_soccernet_ccbv(str(out), dest, game=KEY_B)
+    with pytest.raises(ExportError, match="no 'players' table"):
+        export_mot(str(out), dest, game=KEY_B)
+    with pytest.raises(ExportError, match="no 'calibration' table"):
+        export_kloppy(str(out), dest)  # all games: B fails the check before anything is written
+    assert not os.path.exists(dest)
+    with pytest.raises(ExportError, match="inside the output root"):
+        export(str(out), "mot", str(out / "exports"), game=KEY_A)
+    with pytest.raises(ExportError, match="unknown export format"):
+        export(str(out), "csv", dest)
+
+
+def test_cli_export(output, tmp_path, capsys):
+    out, _ = output
+    dest = tmp_path / "cli"
+    assert cli.main(["export", str(out), "--format", "mot", "--dest", str(dest), "--game", KEY_A]) == 0
+    printed = capsys.readouterr().out
+    assert str(dest / game_id(KEY_A) / "1_mot.txt") in printed and "wrote 2 mot files" in printed
+    assert (dest / game_id(KEY_A) / "2_mot.txt").exists()
+
+    assert cli.main(["export", str(out), "--format", "soccernet-ccbv", "--dest", str(dest), "--game", KEY_B]) == 2
+    assert "no 'calibration' table" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["export", str(empty), "--format", "kloppy", "--dest", str(dest)]) == 2
+    assert "no committed game" in capsys.readouterr().err
