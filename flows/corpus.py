@@ -2,7 +2,8 @@
 
 The flow process only schedules: frames are decoded and processed on the workers, which write their
 outputs themselves; tasks return small metadata. A game whose chunk fails (after retries) is recorded
-as failed with its errors; the other games go on.
+as failed with its errors; the other games go on. The run publishes Prefect artifacts: a progress bar
+updated as games finish and a markdown report at the end (see flows/report.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prefect import flow, get_run_logger
 from prefect_dask import DaskTaskRunner
 
 from matchflow.config import PipelineConfig
+from matchflow.flows.report import RunArtifacts
 from matchflow.games import GamePlan, commit_game, fail_game, needs_run
 from matchflow.pipeline import ChunkResult, build_pipeline
 from matchflow.storage.corpus import Game, list_games
@@ -157,6 +159,8 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
     logger.info("%d games in %s: %d to process, %d up to date", len(games), corpus, len(todo), len(summary.skipped))
     progress = _Progress(len(todo), t0)
     progress_log.info("%d games: %d to process, %d already committed", len(games), len(todo), len(summary.skipped))
+    artifacts = RunArtifacts(out, logger)
+    artifacts.start(len(todo))
 
     events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
     states: dict[str, _GameState] = {g.game_id: _GameState(g) for g in todo}
@@ -168,6 +172,7 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
             progress.failed += 1
             logger.error("game %s failed: %s", st.game.key, "; ".join(st.errors))
             progress.line(force=True, note=f"FAILED {st.game.key}: {st.errors[0]}")
+            artifacts.game_finished()
             return
         try:
             commit_game(st.plan, st.results, cfg, layout, pipeline, summary.run_id)
@@ -178,6 +183,7 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
         summary.committed.append(st.game.key)
         progress.done += 1
         progress.line(force=True, note=f"committed {st.game.key}")
+        artifacts.game_finished()
 
     def on_done(kind: str, gid: str) -> Callable[[Any], None]:
         return lambda fut: events.put((kind, gid, fut))
@@ -221,6 +227,7 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
     summary.seconds = time.perf_counter() - t0
     progress.line(force=True, note="run finished")
     logger.info("run %s: %s", summary.run_id, summary.as_dict())
+    artifacts.report(summary, corpus)
     return summary
 
 

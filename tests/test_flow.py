@@ -58,10 +58,38 @@ def _partition_files(out: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime_ns for p in (out / "tables").rglob("*.parquet")}
 
 
+def _read_artifacts(out: str):
+    """The latest progress and report artifacts of the runs into ``out``, read back from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    from matchflow.flows.report import artifact_key
+
+    found = []
+    with get_client(sync_client=True) as client:
+        for suffix in ("progress", "report"):
+            arts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(out, suffix)])),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
+            assert len(arts) == 1, suffix
+            found.append(arts[0])
+    return found
+
+
 def test_corpus_run_rerun_force_and_config_change(corpus, tmp_path, prefect_api):
     out = tmp_path / "out"
     layout = OutputLayout.at(str(out))
     summary = run_corpus(str(corpus), str(out), _config())
+
+    # the run's Prefect artifacts: the progress reached 100 %, the report names committed and failed games
+    progress, report = _read_artifacts(str(out))
+    assert progress.type == "progress" and float(progress.data) == 100.0
+    assert report.type == "markdown" and progress.flow_run_id == report.flow_run_id
+    assert all(f"| {key} |" in report.data for key in GOOD) and f"| {BAD} | " in report.data
+    assert "2_720p.mkv" in report.data and f"| games committed | {len(GOOD)} |" in report.data
 
     # the corrupt game fails with its file named; the good ones are committed
     assert sorted(summary.committed) == sorted(GOOD)
