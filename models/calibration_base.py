@@ -29,6 +29,7 @@ __all__ = [
     "ViewRetriever",
     "HomographyRefiner",
     "scale_matrix",
+    "working_size",
     "to_native",
     "to_working",
 ]
@@ -76,6 +77,11 @@ class HomographyRefiner(Protocol):
     def refine(self, obs: FieldObservation, h: np.ndarray) -> np.ndarray:
         """A refined pitch-to-working-image homography starting from ``h``."""
         ...
+
+
+def working_size(native_size: tuple[int, int], work_width: int = WORK_WIDTH) -> tuple[int, int]:
+    """Working (width, height) of a frame of ``native_size`` = (width, height): ``work_width`` wide, same aspect."""
+    return int(work_width), int(round(native_size[1] * work_width / native_size[0]))
 
 
 def scale_matrix(scale: float) -> np.ndarray:

@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 
 from .calibration_base import FieldObservation
 from .camera import apply_homography, camera_from_homography, front_sign
-from .camera_dictionary import FIELD_MARGIN_M, camera_from_params, camera_params, line_samples
+from .camera_dictionary import camera_from_params, camera_params, field_area_mask, line_samples
 from .pitch import PitchModel
 
 __all__ = ["ObservationIndex", "LineFitRefiner", "plausibility"]
@@ -87,13 +87,7 @@ def plausibility(index: ObservationIndex, h: np.ndarray, pitch: PitchModel, samp
     tree = cKDTree(xy[ok])
     dr, _ = tree.query(index.line_points, k=1, distance_upper_bound=tol + 1.0)
     recall = float(np.mean(dr <= tol))
-    big = PitchModel(pitch.length + 2 * FIELD_MARGIN_M, pitch.width + 2 * FIELD_MARGIN_M)
-    poly = big.visible_polygon(h, size)
-    pred = np.zeros(obs.field.shape, np.uint8)
-    if len(poly) >= 3:
-        q, _ = apply_homography(h, poly)
-        cv2.fillPoly(pred, [np.round(q * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
-    pred_b = pred.astype(bool)
+    pred_b = field_area_mask(pitch, h, size)
     inter = float(np.logical_and(pred_b, obs.field).sum())
     union = float(np.logical_or(pred_b, obs.field).sum())
     iou = inter / union if union else 0.0

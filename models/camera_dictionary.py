@@ -32,6 +32,7 @@ __all__ = [
     "ViewDictionary",
     "build_dictionary",
     "default_dictionary",
+    "field_area_mask",
     "line_samples",
     "recipe_checksum",
 ]
@@ -106,22 +107,29 @@ class ViewDictionary:
         return hashlib.sha256(np.ascontiguousarray(self.homographies, dtype=np.float64).tobytes()).hexdigest()
 
 
+def field_area_mask(pitch: PitchModel, h: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(height, width) bool mask of the pitch area with its :data:`FIELD_MARGIN_M` of grass, seen through a
+    pitch-to-image homography ``h`` in an image of ``size`` = (width, height): what a field mask should cover."""
+    big = PitchModel(pitch.length + 2 * FIELD_MARGIN_M, pitch.width + 2 * FIELD_MARGIN_M)
+    poly = big.visible_polygon(h, size)
+    mask = np.zeros((size[1], size[0]), np.uint8)
+    if len(poly) >= 3:
+        q, _ = apply_homography(h, poly)
+        cv2.fillPoly(mask, [np.round(q * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    return mask.astype(bool)
+
+
 def _template(h: np.ndarray, size: tuple[int, int], pitch: PitchModel, samples: np.ndarray):
     gw, gh = GRID
     s = gw / size[0]
     hg = np.diag([s, s, 1.0]) @ h
-    big = PitchModel(pitch.length + 2 * FIELD_MARGIN_M, pitch.width + 2 * FIELD_MARGIN_M)
-    poly = big.visible_polygon(hg, (gw, gh))
-    field = np.zeros((gh, gw), np.uint8)
-    if len(poly) >= 3:
-        q, _ = apply_homography(hg, poly)
-        cv2.fillPoly(field, [np.round(q * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    field = field_area_mask(pitch, hg, (gw, gh))
     lines = pitch.line_mask(hg, (gw, gh), thickness_px=1)
     dist = np.minimum(cv2.distanceTransform((lines == 0).astype(np.uint8), cv2.DIST_L2, 3), 255.0 * s) / s
     xy, w = apply_homography(h, samples)
     ok = (w * front_sign(h, size) > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < size[0]) & (xy[:, 1] >= 0) & (xy[:, 1] < size[1])
     xy[~ok] = np.nan
-    return field.astype(bool).ravel(), np.clip(dist, 0, 255).astype(np.uint8), xy.astype(np.float32)
+    return field.ravel(), np.clip(dist, 0, 255).astype(np.uint8), xy.astype(np.float32)
 
 
 def build_dictionary(

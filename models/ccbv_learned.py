@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .calibration_base import WORK_WIDTH, FieldObservation
+from .calibration_base import WORK_WIDTH, FieldObservation, working_size
 from .camera import apply_homography, front_sign
 from .ccbv_nets import (
     NET_SIZE,
@@ -121,11 +121,6 @@ def load_network(kind: str, weights_path: str | Path | None, device: str | torch
     net = _BUILDERS[kind](**cfg)
     net.load_state_dict(payload["state_dict"])
     return net.to(device).eval()
-
-
-def working_size(native_size: tuple[int, int], work_width: int = WORK_WIDTH) -> tuple[int, int]:
-    """Working (width, height) of a frame of ``native_size`` = (width, height)."""
-    return int(work_width), int(round(native_size[1] * work_width / native_size[0]))
 
 
 def _device(device: str | torch.device) -> torch.device:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .calibration_base import WORK_WIDTH, FieldObservation
+from .calibration_base import WORK_WIDTH, FieldObservation, working_size
 
 __all__ = ["ClassicalSegmenter", "resize_to_working"]
 
@@ -24,11 +24,10 @@ __all__ = ["ClassicalSegmenter", "resize_to_working"]
 def resize_to_working(image: np.ndarray, width: int = WORK_WIDTH) -> tuple[np.ndarray, float]:
     """The frame resized to ``width`` pixels wide (area interpolation) and the scale (working px per native px)."""
     h, w = image.shape[:2]
-    scale = width / float(w)
     if w == width:
         return image, 1.0
-    out = cv2.resize(image, (width, int(round(h * scale))), interpolation=cv2.INTER_AREA)
-    return out, scale
+    out = cv2.resize(image, working_size((w, h), width), interpolation=cv2.INTER_AREA)
+    return out, width / float(w)
 
 
 def _ridge(response: np.ndarray) -> np.ndarray:

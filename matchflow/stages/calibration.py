@@ -79,8 +79,7 @@ class CalibrationStage(Stage):
         from matchflow.models.camera_dictionary import recipe_checksum
 
         out = {"calibration_dictionary": recipe_checksum()}
-        learned = [k for k, v in (("unet", "unet"), ("siamese", "siamese"), ("stn", "stn"))
-                   if v in self._choice.values()]
+        learned = [v for v in self._choice.values() if v in ("unet", "siamese", "stn")]
         if learned:
             from matchflow.models.ccbv_learned import shipped_weights
 
@@ -90,14 +89,14 @@ class CalibrationStage(Stage):
         return out
 
     def _calibrator(self, size: tuple[int, int]):  # noqa: ANN202 - models.calibrator.Calibrator
-        from matchflow.models.calibration_base import WORK_WIDTH
+        from matchflow.models.calibration_base import working_size
         from matchflow.models.calibrator import Calibrator, ChamferRetriever
         from matchflow.models.camera_dictionary import default_dictionary
         from matchflow.models.field_segmentation import ClassicalSegmenter
 
         if size in self._calibrators:
             return self._calibrators[size]
-        work = (WORK_WIDTH, int(round(size[1] * WORK_WIDTH / size[0])))
+        work = working_size(size)  # the size ClassicalSegmenter resizes frames to
         dictionary = default_dictionary(work)
         kw: dict[str, Any] = {}
         for key in ("valid_score", "keep_score", "candidates"):
