@@ -43,6 +43,7 @@ __all__ = [
     "SEMANTIC_CLASSES",
     "PIF_COMPONENTS",
     "BACKBONES",
+    "PERSON_CLASSES",
     "WeightsReport",
     "WeightsLoadError",
     "sha256_file",
@@ -88,8 +89,11 @@ PIF_COMPONENTS: tuple[tuple[str, int], ...] = (
     ("log_size", 1),
     ("log_scale", 1),
 )
-# Addition to the paper, player-centre head only: log box width and log box height (2).
+# Additions to the paper, player-centre head only: log box width and log box height (2), and the logits of
+# the person classes (:data:`PERSON_CLASSES`), so that the pipeline gets classified boxes from the centres.
 BOX_COMPONENT: tuple[str, int] = ("box_log_wh", 2)
+PERSON_CLASSES: tuple[str, ...] = ("player", "goalkeeper", "referee")
+CLASS_COMPONENT: tuple[str, int] = ("class_logits", len(PERSON_CLASSES))
 
 BACKBONES = ("resnet50", "mobilenetv2")
 
@@ -282,7 +286,7 @@ class Backbone(nn.Module):
     (deepest features, stride 16: the last stage is dilated). ``channels`` gives their channel counts.
 
     - ``resnet50``: torchvision ResNet-50 (layer4 dilated); channels 256, 512, 1024, 2048.
-    - ``mobilenetv2``: torchvision MobileNetV2 ``features`` (blocks 14-18 dilated); channels 24, 32, 96, 1280.
+    - ``mobilenetv2``: torchvision MobileNetV2 ``features[:18]`` (blocks 14-17 dilated); channels 24, 32, 96, 320.
 
     ``weights`` is a path to a state dict (ImageNet ResNet-50 for ``resnet50``; a MobileNetV2 feature
     extractor for ``mobilenetv2``) or None for random initialisation. ``weights_report`` holds the checksum.
@@ -312,8 +316,10 @@ class Backbone(nn.Module):
             self.stage4 = nn.Sequential(*feats[2:4])  # 24 ch
             self.stage8 = nn.Sequential(*feats[4:7])  # 32 ch
             self.stage16 = nn.Sequential(*feats[7:14])  # 96 ch
-            self.stage_out = nn.Sequential(*feats[14:])  # 1280 ch, dilated
-            self.channels = {"stride4": 24, "stride8": 32, "stride16": 96, "out": 1280}
+            # last inverted-residual block's 320 channels (DeepLabV3-MobileNetV2 practice); the final 1x1
+            # expansion to 1280 channels only feeds ImageNet's classifier
+            self.stage_out = nn.Sequential(*feats[14:18])  # 320 ch, dilated
+            self.channels = {"stride4": 24, "stride8": 32, "stride16": 96, "out": 320}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         s4 = self.stage4(self.stem(x))
@@ -344,11 +350,17 @@ def _sep_conv(cin: int, cout: int, k: int = 5) -> nn.Sequential:
 class ASPP(nn.Module):
     """Atrous Spatial Pyramid Pooling: 1x1 conv, three atrous 3x3 convs and image pooling, projected."""
 
-    def __init__(self, cin: int, cout: int = 256, rates: tuple[int, ...] = (6, 12, 18)) -> None:
+    def __init__(
+        self, cin: int, cout: int = 256, rates: tuple[int, ...] = (6, 12, 18), separable: bool = False
+    ) -> None:
         super().__init__()
-        self.branches = nn.ModuleList(
-            [_conv_bn_relu(cin, cout, 1)] + [_conv_bn_relu(cin, cout, 3, dilation=r) for r in rates]
-        )
+
+        def atrous(r: int) -> nn.Sequential:
+            if separable:  # depthwise atrous 3x3 then pointwise: the light variant for mobile backbones
+                return nn.Sequential(_conv_bn_relu(cin, cin, 3, dilation=r, groups=cin), _conv_bn_relu(cin, cout, 1))
+            return _conv_bn_relu(cin, cout, 3, dilation=r)
+
+        self.branches = nn.ModuleList([_conv_bn_relu(cin, cout, 1)] + [atrous(r) for r in rates])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
         self.project = nn.Sequential(_conv_bn_relu(cout * (len(rates) + 2), cout, 1), nn.Dropout(0.1))
 
@@ -382,9 +394,10 @@ class SegmentationHead(nn.Module):
         decoder_channels: int = 128,
         skip_channels: tuple[int, int, int] = (128, 64, 32),
         head_channels: int = 64,
+        separable_aspp: bool = False,
     ) -> None:
         super().__init__()
-        self.aspp = ASPP(in_channels["out"], aspp_channels)
+        self.aspp = ASPP(in_channels["out"], aspp_channels, separable=separable_aspp)
         self.skip_proj = nn.ModuleList()
         self.fuse = nn.ModuleList()
         c = aspp_channels
@@ -421,21 +434,21 @@ class PifHead(nn.Module):
     are those of :data:`PIF_COMPONENTS`: confidence logit (1), localization vector (2), log-size (1) and
     log-scale (1), as in the paper (5 values per cell and keypoint type).
 
-    ``box=True`` adds, per field, a box-size regression (2: log width, log height). This is an addition to
-    the paper, used only by the player-centre head, so that the pipeline gets player boxes from the
-    detected centres.
+    ``box=True`` adds, per field, a box-size regression (2: log width, log height) and person-class logits
+    (:data:`PERSON_CLASSES`). These are additions to the paper, used only by the player-centre head, so that
+    the pipeline gets classified player boxes from the detected centres.
 
     ``forward(x)`` with x (N, in_channels, h, w) returns a dict of (N, C, 2h, 2w) tensors:
     ``confidence`` (N, K), ``vector`` (N, 2K, channel 2k = dx and 2k+1 = dy of field k), ``log_size``
     (N, K), ``log_scale`` (N, K) and, with ``box``, ``box_log_wh`` (N, 2K, channel 2k = log w, 2k+1 =
-    log h). Vectors, sizes and box sizes are in units of the head's output stride (PifPaf convention):
+    log h) and ``class_logits`` (N, 3K). Vectors, sizes and box sizes are in units of the head's output stride (PifPaf convention):
     keypoint of cell (i, j) = ((j, i) + vector) * stride.
     """
 
     def __init__(self, n_fields: int, in_channels: int, box: bool = False, upscale: int = 2) -> None:
         super().__init__()
         self.n_fields = n_fields
-        self.components = list(PIF_COMPONENTS) + ([BOX_COMPONENT] if box else [])
+        self.components = list(PIF_COMPONENTS) + ([BOX_COMPONENT, CLASS_COMPONENT] if box else [])
         self.n_per_field = sum(n for _, n in self.components)
         self.upscale = upscale
         self.conv = nn.Conv2d(in_channels, n_fields * self.n_per_field * upscale**2, 1)
@@ -470,7 +483,8 @@ class DeepSportLabNet(nn.Module):
     - ``ball_confidence`` (N, 1, h, w), stride 8: logits; ``ball_vector`` (N, 2, h, w);
       ``ball_log_size`` (N, 1, h, w); ``ball_log_scale`` (N, 1, h, w).
     - ``player_confidence``, ``player_vector``, ``player_log_size``, ``player_log_scale``: the same for
-      the player centre, plus ``player_box_log_wh`` (N, 2, h, w) (an addition to the paper).
+      the player centre, plus ``player_box_log_wh`` (N, 2, h, w) and ``player_class_logits`` (N, 3, h, w)
+      (additions to the paper: boxes and person classes for the pipeline).
     - ``parts_confidence`` (N, 17, h, w), ``parts_vector`` (N, 34, h, w) (channel 2k = dx, 2k+1 = dy of
       part k), ``parts_log_size`` (N, 17, h, w), ``parts_log_scale`` (N, 17, h, w), stride 8.
 
@@ -498,7 +512,10 @@ class DeepSportLabNet(nn.Module):
             raise ValueError("semantic_classes needs at least 2 classes")
         self.backbone = Backbone(backbone, backbone_weights)
         ch = self.backbone.channels
-        self.segmentation = SegmentationHead(ch, n_classes=len(self.semantic_classes))
+        light = backbone == "mobilenetv2"  # narrower, separable ASPP keeps the mobile default fast on CPU
+        self.segmentation = SegmentationHead(
+            ch, n_classes=len(self.semantic_classes), aspp_channels=128 if light else 256, separable_aspp=light
+        )
         self.pif = nn.ModuleDict({name: PifHead(k, ch["out"], box=box) for name, k, box in self.pif_heads})
         pif_stride = self.backbone.strides["out"] // 2
         self.output_strides: dict[str, int] = {"semantic": 1, "offsets": 1}

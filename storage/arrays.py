@@ -7,7 +7,7 @@ parallel tasks never touch the same chunk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ class ArraySpec:
     shape: tuple[int, ...]
     dtype: str
     fill_value: Any = 0
+    attrs: dict[str, Any] = field(default_factory=dict)  # Zarr attributes of the array (units, scale)
 
 
 def _store(url: str, storage_options: dict[str, Any] | None, read_only: bool) -> Any:
@@ -51,7 +52,7 @@ def create_half(
     grp = root.require_group(str(half))
     grp.attrs.update(attrs)
     for name, spec in specs.items():
-        grp.create_array(
+        arr = grp.create_array(
             name,
             shape=(n_frames, *spec.shape),
             chunks=(max(1, min(frames_per_chunk, n_frames)), *spec.shape),
@@ -59,6 +60,8 @@ def create_half(
             fill_value=spec.fill_value,
             overwrite=True,
         )
+        if spec.attrs:
+            arr.attrs.update(spec.attrs)
 
 
 def write_frames(

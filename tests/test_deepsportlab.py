@@ -27,6 +27,7 @@ def _expected_shapes(n_classes: int) -> dict[str, tuple[int, ...]]:
         shapes[f"{name}_log_size"] = (N, k, h, w)
         shapes[f"{name}_log_scale"] = (N, k, h, w)
     shapes["player_box_log_wh"] = (N, 2, h, w)
+    shapes["player_class_logits"] = (N, 3, h, w)
     return shapes
 
 
