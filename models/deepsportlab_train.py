@@ -67,6 +67,9 @@ class DetectorTrainConfig:
     mix: dict[str, float] = field(default_factory=lambda: {"soccer": 0.5, "basketball": 0.2, "synthetic": 0.3})
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
+    # backbone parts kept at their ImageNet weights (batch-norm statistics included): "stem4" freezes the
+    # stride-2 and stride-4 blocks, the costliest to train at full resolution; "" trains everything
+    freeze: str = "stem4"
 
     def __post_init__(self) -> None:
         if self.crop % INPUT_MULTIPLE:
@@ -74,6 +77,13 @@ class DetectorTrainConfig:
         if not self.mix or min(self.mix.values()) < 0 or sum(self.mix.values()) <= 0:
             raise ValueError(f"mix needs non-negative shares that sum above 0, got {self.mix}")
         self.scale_jitter = tuple(self.scale_jitter)  # type: ignore[assignment]
+        if self.freeze not in ("", "stem4"):
+            raise ValueError(f"freeze must be '' or 'stem4', got {self.freeze!r}")
+
+
+def frozen_modules(net: DeepSportLabNet, cfg: DetectorTrainConfig) -> list[torch.nn.Module]:
+    """The backbone modules that ``cfg.freeze`` keeps fixed."""
+    return [net.backbone.stem, net.backbone.stage4] if cfg.freeze == "stem4" else []
 
 
 def working_scale(height: int, input_height: int) -> float:
@@ -289,6 +299,10 @@ def train_steps(
     "parts", "seconds", "images_per_second"}."""
     out = Path(out)
     net.to(device).train()
+    for m in frozen_modules(net, cfg):
+        m.eval()  # keeps the batch-norm statistics
+        for p in m.parameters():
+            p.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0

@@ -12,11 +12,14 @@ from importlib.metadata import entry_points
 
 from matchflow.stages.base import Stage
 from matchflow.stages.calibration import CalibrationStage
+from matchflow.stages.detection import DetectionStage
 from matchflow.stages.frames import FramesStage
 
 ENTRY_POINT_GROUP = "matchflow.stages"
 
-BUILTIN: dict[str, type[Stage]] = {FramesStage.name: FramesStage, CalibrationStage.name: CalibrationStage}
+BUILTIN: dict[str, type[Stage]] = {
+    FramesStage.name: FramesStage, CalibrationStage.name: CalibrationStage, DetectionStage.name: DetectionStage,
+}
 
 
 def available() -> dict[str, type[Stage]]:

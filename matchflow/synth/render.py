@@ -248,6 +248,13 @@ class FrameRenderer:
     # ----------------------------------------------------------------------------------------- frame
     def render(self, cam: PinholeCamera, f: int) -> tuple[np.ndarray, FrameTruth]:
         """The BGR frame (height, width, 3) uint8 at frame index ``f`` seen by ``cam``, and its truth."""
+        image, truth, _ = self.render_with_ids(cam, f)
+        return image, truth
+
+    def render_with_ids(self, cam: PinholeCamera, f: int) -> tuple[np.ndarray, FrameTruth, np.ndarray]:
+        """As :meth:`render`, also returning the instance buffer (height, width) uint8 of what is seen at each
+        pixel: 0 nothing tracked, k + 1 person k, 254 an occluder (goal frame), 255 the ball; the score
+        overlay's pixels are 0."""
         w, h = self.size
         st = self.stadium
         frame = self._background.copy()
@@ -318,7 +325,7 @@ class FrameRenderer:
             ball_visible = True
         if not ball_visible:
             ball_px = (float("nan"), float("nan"))
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), FrameTruth(ball_px, ball_visible, truths)
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR), FrameTruth(ball_px, ball_visible, truths), ids
 
     def _draw_goal(self, frame: np.ndarray, ids: np.ndarray, cam: PinholeCamera, p: np.ndarray, g: int) -> None:
         gx, posts, net = self.goals[g]

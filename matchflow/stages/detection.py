@@ -1,0 +1,145 @@
+"""The ``detection`` stage: players (boxes, score, class), the ball, poses and player masks per frame.
+
+One DeepSportLab network (:mod:`matchflow.models.detector`) runs on the batch's frames in sub-batches of
+``batch_size`` on the worker's device. Parameters (``stage_params.detection``):
+
+- ``weights``: detector weights file (default: the shipped, checksum-verified MobileNetV2 weights);
+- ``backbone``: ``mobilenetv2`` (default) or ``resnet50`` (with ``weights``);
+- ``input_height`` (540): working height in pixels the frames are resized to;
+- ``batch_size`` (4): frames per forward pass;
+- ``player_threshold`` (0.3), ``ball_threshold`` (0.3), ``keypoint_threshold`` (0.1): decoder thresholds.
+
+Writes ``players`` rows (``det`` numbered from 0 by descending score, box in native pixels, ``score``,
+``cls``), one ``ball`` row per frame whose ball scores at least the threshold, one ``poses`` row per player
+(``keypoints``: 17 COCO keypoints as x, y, score; NaN x, y with score 0 when absent) and the ``masks`` array
+(instance ids: ``det + 1``, 0 background) on the decoder's grid (stride 4 at the working scale); its Zarr
+attributes give the scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from matchflow.stages.base import IMAGE, Batch, Stage
+from matchflow.storage.arrays import ArraySpec
+from matchflow.video import VideoInfo
+
+PARAMS = {"weights", "backbone", "input_height", "batch_size", "player_threshold", "ball_threshold",
+          "keypoint_threshold"}
+_MASK_STRIDE = 4  # decoder grid stride in working pixels
+
+
+class DetectionStage(Stage):
+    """Players, ball, poses and masks from the DeepSportLab detector (see the module docstring)."""
+
+    name = "detection"
+    reads = (IMAGE,)
+    writes = (
+        "players.det", "players.x1", "players.y1", "players.x2", "players.y2", "players.score", "players.cls",
+        "ball.x", "ball.y", "ball.score",
+        "poses.det", "poses.keypoints",
+        "arrays/masks",
+    )
+    version = "1"
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        unknown = set(self.params) - PARAMS
+        if unknown:
+            raise ValueError(f"stage_params.detection: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}")
+        backbone = self.params.get("backbone", "mobilenetv2")
+        if backbone not in ("mobilenetv2", "resnet50"):
+            raise ValueError(f"stage_params.detection.backbone = {backbone!r}; expected mobilenetv2 or resnet50")
+        if backbone == "resnet50" and not self.params.get("weights"):
+            raise ValueError("stage_params.detection: backbone resnet50 needs `weights` (no ResNet-50 weights ship)")
+        self.input_height = int(self.params.get("input_height", 540))
+        if self.input_height < 64:
+            raise ValueError(f"stage_params.detection.input_height = {self.input_height}; expected at least 64")
+        self._detector = None
+        self._device = "cpu"
+
+    def setup(self, device: str) -> None:
+        self._device = device
+
+    def _get(self):  # noqa: ANN202 - models.detector.Detector
+        if self._detector is None:
+            from matchflow.models.deepsportlab_decode import DecodeParams
+            from matchflow.models.detector import Detector
+
+            params = DecodeParams()
+            for key in ("player_threshold", "ball_threshold", "keypoint_threshold"):
+                if key in self.params:
+                    params = dataclasses.replace(params, **{key: float(self.params[key])})
+            self._detector = Detector(
+                self.params.get("weights"), backbone=self.params.get("backbone", "mobilenetv2"),
+                device=self._device, input_height=self.input_height, params=params,
+                batch_size=int(self.params.get("batch_size", 4)),
+            )
+        return self._detector
+
+    def model_checksums(self) -> dict[str, str]:
+        from matchflow.models.deepsportlab import sha256_file
+        from matchflow.models.weights_registry import resolve_weights
+
+        backbone = self.params.get("backbone", "mobilenetv2")
+        return {f"deepsportlab_{backbone}": sha256_file(resolve_weights(f"deepsportlab_{backbone}", self.params.get("weights")))}
+
+    def mask_shape(self, video: VideoInfo) -> tuple[int, int]:
+        scale = self.input_height / video.height
+        w = max(int(round(video.width * scale)), 1)
+        pad = lambda v: -(-v // 16) * 16  # noqa: E731 - the network pads to multiples of 16
+        return math.ceil(pad(self.input_height) / _MASK_STRIDE), math.ceil(pad(w) / _MASK_STRIDE)
+
+    def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
+        r = self.input_height / video.height
+        return {"masks": ArraySpec(self.mask_shape(video), "int16", 0, {
+            "ids": "players.det + 1; 0 background",
+            "native_pixels_per_mask_pixel": _MASK_STRIDE / r,
+            "working_scale": r,
+            "mask_stride": _MASK_STRIDE,
+            "pixel": "mask pixel (row a, column b) is native pixel x = (4 b + 0.5) / working_scale - 0.5, "
+                     "y = (4 a + 0.5) / working_scale - 0.5",
+        })}
+
+    def process(self, batch: Batch) -> None:
+        from matchflow.models.deepsportlab import PERSON_CLASSES
+
+        dets = self._get().detect(batch.image)
+        frame, det, boxes, scores, cls, kps = [], [], [], [], [], []
+        bframe, bx, by, bs = [], [], [], []
+        shape = self.mask_shape(batch.ctx.video)
+        masks = np.zeros((len(batch), *shape), np.int16)
+        for i, d in enumerate(dets):
+            n = len(d.scores)
+            frame.append(np.full(n, batch.frame[i], np.int32))
+            det.append(np.arange(n, dtype=np.int16))
+            boxes.append(d.boxes)
+            scores.append(d.scores)
+            cls.extend(PERSON_CLASSES[int(c)] for c in d.classes)
+            kps.append(d.keypoints.reshape(n, -1))
+            h, w = min(shape[0], d.masks.shape[0]), min(shape[1], d.masks.shape[1])
+            masks[i, :h, :w] = d.masks[:h, :w]
+            if d.ball is not None:
+                bframe.append(batch.frame[i])
+                bx.append(d.ball[0])
+                by.append(d.ball[1])
+                bs.append(d.ball[2])
+        frames = np.concatenate(frame) if frame else np.zeros(0, np.int32)
+        b = np.concatenate(boxes).reshape(-1, 4) if boxes else np.zeros((0, 4), np.float32)
+        dets_ = np.concatenate(det) if det else np.zeros(0, np.int16)
+        batch.put_rows(
+            "players", frames, det=dets_, x1=b[:, 0], y1=b[:, 1], x2=b[:, 2], y2=b[:, 3],
+            score=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
+            cls=np.asarray(cls, dtype=object),
+        )
+        k = np.concatenate(kps).astype(np.float32) if kps else np.zeros((0, 51), np.float32)
+        batch.put_rows("poses", frames, det=dets_, keypoints=[row.tolist() for row in k])
+        batch.put_rows(
+            "ball", np.asarray(bframe, np.int32), x=np.asarray(bx, np.float32), y=np.asarray(by, np.float32),
+            score=np.asarray(bs, np.float32),
+        )
+        batch.put_array("masks", masks)
