@@ -173,7 +173,7 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
             print("error: --device cuda but CUDA is not available", file=sys.stderr)
             return 2
     try:
-        det = Detector(args.weights, backbone=args.backbone, device=args.device)
+        det = Detector(args.weights, backbone=args.backbone, device=args.device, input_height=args.input_height)
         report = evaluate_detector(det, read_split(args.kind, args.data, args.split),
                                    progress=lambda m: print(m, file=sys.stderr, flush=True))
     except (DatasetError, WeightsLoadError, ValueError) as exc:
@@ -231,14 +231,15 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
             return 2
     mix = {"soccer": args.mix[0], "basketball": args.mix[1], "synthetic": args.mix[2]}
     config = {"steps": args.steps, "seed": args.seed, "batch": args.batch, "crop": args.crop,
-              "lr": args.lr, "backbone": args.backbone, "checkpoint_every": args.checkpoint_every,
+              "lr": args.lr, "backbone": args.backbone, "input_height": args.input_height, "checkpoint_every": args.checkpoint_every,
               "mix": {k: v for k, v in mix.items() if k in sources}}
     evaluate = None
     if not args.no_eval:
         from matchflow.models.detector_eval import validation_metrics
 
         def evaluate(weights: Path) -> dict:
-            return validation_metrics(weights, sources, backbone=args.backbone, device=args.device)
+            return validation_metrics(weights, sources, backbone=args.backbone, device=args.device,
+                                      input_height=args.input_height)
     try:
         with local_api():
             report = train_detector_flow(args.out, sources, config, device=args.device, segment=args.segment,
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--weights", help="detector weights (default: the shipped ones)")
     ed.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
     ed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ed.add_argument("--input-height", type=int, default=540, help="working height in pixels (default 540)")
     ed.add_argument("--json", help="also write the report as JSON to this file")
     ed.set_defaults(func=cmd_eval_detector)
 
@@ -381,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of each source in a batch (default 0.5 0.2 0.3)")
     td.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
     td.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
-    td.add_argument("--crop", type=int, default=384, help="square crop size in pixels, multiple of 16 (default 384)")
+    td.add_argument("--crop", type=int, default=320, help="square crop size in pixels, multiple of 16 (default 320)")
+    td.add_argument("--input-height", type=int, default=540,
+                    help="working height in pixels frames are brought to before cropping (default 540)")
     td.add_argument("--lr", type=float, default=1e-3)
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--segment", type=int, default=200, help="steps per Prefect task (default 200)")

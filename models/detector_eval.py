@@ -114,9 +114,9 @@ def evaluate_detector(
 
 
 def validation_metrics(weights: str | Path, sources: dict[str, str], backbone: str = "mobilenetv2",
-                       device: str = "cpu") -> dict:
+                       device: str = "cpu", input_height: int = 540) -> dict:
     """Metrics of ``weights`` on the ``valid`` split of each Roboflow source (``soccer``, ``basketball``)."""
-    det = Detector(weights, backbone=backbone, device=device)
+    det = Detector(weights, backbone=backbone, device=device, input_height=input_height)
     out = {}
     for name, root in sources.items():
         if name in ("soccer", "basketball") and (Path(root) / "valid").is_dir():
