@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import mobilenet_v2, resnet50
 
+from .labels import COCO_KEYPOINTS, PERSON_CLASSES, SEMANTIC_CLASSES
+
 __all__ = [
     "LOSS_WEIGHTS",
     "COCO_KEYPOINTS",
@@ -72,14 +74,6 @@ LOSS_WEIGHTS: dict[str, float] = {
     "size": 10.0,
 }
 
-COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-
-SEMANTIC_CLASSES: tuple[str, ...] = ("background", "player", "ball")
 
 # Per-field PIF components, in channel order inside a head's output before it is split:
 # confidence logit (1), localization vector x, y (2), log-size log(Sigma) (1), log-scale log(B) (1).
@@ -92,7 +86,6 @@ PIF_COMPONENTS: tuple[tuple[str, int], ...] = (
 # Additions to the paper, player-centre head only: log box width and log box height (2), and the logits of
 # the person classes (:data:`PERSON_CLASSES`), so that the pipeline gets classified boxes from the centres.
 BOX_COMPONENT: tuple[str, int] = ("box_log_wh", 2)
-PERSON_CLASSES: tuple[str, ...] = ("player", "goalkeeper", "referee")
 CLASS_COMPONENT: tuple[str, int] = ("class_logits", len(PERSON_CLASSES))
 
 BACKBONES = ("resnet50", "mobilenetv2")

@@ -38,13 +38,13 @@ import torch
 import torch.nn.functional as F
 
 from .deepsportlab import COCO_KEYPOINTS, LOSS_WEIGHTS
+from .detection_metrics import COCO_SIGMAS
 from .detection_data import DetectionSample
 
 __all__ = [
     "PIF_STRIDE",
     "INPUT_MULTIPLE",
     "IGNORE",
-    "COCO_SIGMAS",
     "EXTRA_LOSS_WEIGHTS",
     "build_targets",
     "collate_targets",
@@ -55,9 +55,6 @@ __all__ = [
 PIF_STRIDE = 8
 INPUT_MULTIPLE = 16  # the network's inputs are multiples of its deepest stride
 IGNORE = -100  # semantic label / class label left out of the cross-entropies
-COCO_SIGMAS = np.array(
-    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
-)
 # Weights of the two sub-losses this project adds to Eq. 1 (box size and person class at the player centre).
 EXTRA_LOSS_WEIGHTS: dict[str, float] = {"box": 10.0, "class": 2.0}
 _MIN_SIGMA = 0.5  # cells

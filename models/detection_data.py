@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import yaml
 
-from .deepsportlab import PERSON_CLASSES
+from .labels import PERSON_CLASSES
 
 __all__ = ["DetectionSample", "DatasetError", "YOLO_CLASS_MAP", "yolo_class_map", "read_yolo_split", "read_image_rgb"]
 

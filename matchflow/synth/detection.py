@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 
 from matchflow.models.camera import PinholeCamera
+from matchflow.models.labels import COCO_KEYPOINTS, PERSON_CLASSES
 
 from .cutaways import closeup_cameras
 from .director import follow_play, pick_base_camera
@@ -52,7 +53,7 @@ from .play import BALL_RADIUS, HalfPlay, simulate_half
 from .render import _ID_BALL, FrameRenderer
 from .stadium import Stadium, random_stadium, random_teams
 
-if TYPE_CHECKING:  # the readers import these lazily: they pull in torch, which render workers do not need
+if TYPE_CHECKING:
     from matchflow.models.detection_data import DetectionSample
 
 __all__ = [
@@ -63,13 +64,6 @@ __all__ = [
 GENERATOR_VERSION = "1"
 CAMERA_SPLITS = ("all", "dictionary", "heldout")
 BALL_INSTANCE = 65535  # the ball's value in the uint16 mask PNGs
-# the persons' classes, as the play's roles; the same names and order as matchflow.models.deepsportlab.PERSON_CLASSES
-PERSON_CLASSES = ("player", "goalkeeper", "referee")
-COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle",
-)
 _FRAMES_PER_JOB = 8  # frames filmed from one stadium and play
 _FPS = 25
 _SALT = 0xD37EC7  # keeps this generator's random streams apart from the corpus's for the same seed
@@ -355,7 +349,6 @@ def render_detection_dataset(
 
 # ------------------------------------------------------------------------------------------------ reading
 def _read_frame(root: Path, index: int) -> DetectionSample:
-    from matchflow.models.deepsportlab import PERSON_CLASSES as model_classes
     from matchflow.models.detection_data import DatasetError, DetectionSample, read_image_rgb
 
     name = _frame_name(index)
@@ -367,7 +360,7 @@ def _read_frame(root: Path, index: int) -> DetectionSample:
         label = json.loads(label_path.read_text())
         persons = label["persons"]
         boxes = np.asarray([p["box"] for p in persons], np.float32).reshape(-1, 4)
-        classes = np.asarray([model_classes.index(p["class"]) for p in persons], np.int64)
+        classes = np.asarray([PERSON_CLASSES.index(p["class"]) for p in persons], np.int64)
         keypoints = np.asarray([p["keypoints"] for p in persons], np.float32).reshape(-1, len(COCO_KEYPOINTS), 3)
         ball = label["ball"]
         balls = np.asarray([] if ball is None else [[ball["x"], ball["y"], ball["radius"]]], np.float32).reshape(-1, 3)
