@@ -1,11 +1,13 @@
 # Two set-up commands: `make demo` runs the demo, `make test` runs the tests.
 # Each creates the virtual environment .venv at the repository root when it is missing.
+# `make serve [PORT=4200]` serves the Prefect deployments of deploy/prefect.yaml until Ctrl-C.
 PYTHON ?= python3
+PORT = 4200
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench serve clean
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +30,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/overhead.py
+
+serve: $(STAMP)
+	bash deploy/serve.sh $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

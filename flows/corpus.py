@@ -118,7 +118,8 @@ def process_corpus(corpus: str, out: str, config: dict[str, Any] | None = None, 
 
     ``config`` holds PipelineConfig fields; credentials never go here (they come from the environment).
     Committed games whose configuration fingerprint matches are skipped unless ``force``.
-    Returns the run summary as a dict.
+    Without a DaskTaskRunner (a deployment run) the work goes to a subflow on ``dask_task_runner`` of
+    the configuration. Returns the run summary as a dict.
     """
     for k in (config or {}).get("storage_options", {}) or {}:
         if any(h in k.lower() for h in SECRET_HINTS):
@@ -127,16 +128,29 @@ def process_corpus(corpus: str, out: str, config: dict[str, Any] | None = None, 
                 "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE) so they never reach flow parameters"
             )
     cfg = PipelineConfig.model_validate(config or {})
+    if not isinstance(_current_task_runner(), DaskTaskRunner):
+        # Started without a Dask runner (a deployment run, a plain call): run as a subflow on the cluster
+        # the configuration asks for, as `matchflow run` does. The subflow is the importable module's flow,
+        # so Dask workers can unpickle it however this file was loaded (a deployment loads it by path).
+        from matchflow.flows import corpus as module
+
+        on_dask = module.process_corpus.with_options(task_runner=dask_task_runner(cfg))
+        return on_dask(corpus=corpus, out=out, config=config, force=force)
     return run_games(corpus, out, cfg, force).as_dict()
+
+
+def _current_task_runner() -> Any:
+    """The task runner of the flow run in progress, or None outside a flow run."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    return getattr(ctx, "task_runner", None) if ctx else None
 
 
 def _start_cluster() -> None:
     """Bring up the flow's Dask cluster now: prefect-dask starts it on the first task submission otherwise,
     which would count the cluster's start-up in the first task's latency and in the run's timing."""
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    runner = getattr(ctx, "task_runner", None) if ctx else None
+    runner = _current_task_runner()
     if isinstance(runner, DaskTaskRunner):
         runner.client  # noqa: B018 - the property creates the cluster and connects to it
 
