@@ -51,6 +51,11 @@ def test_detection_stage_in_the_flow(corpus, tmp_path, prefect_api):
     assert ((players.score >= 0) & (players.score <= 1)).all()
     assert set(players.cls.astype(str)) <= {"player", "goalkeeper", "referee"}
     assert (players.x2 > players.x1).all() and (players.y2 > players.y1).all()
+    # at most one ball per frame, in the image, scored at least the default threshold
+    ball = db.execute("SELECT frame, x, y, score FROM ball").df()
+    assert ball.frame.is_unique
+    assert ((ball.x >= 0) & (ball.x < 640) & (ball.y >= 0) & (ball.y < 360)).all()
+    assert (ball.score >= 0.3).all()
     # one pose per player, 17 COCO keypoints as x, y, score
     assert list(zip(poses.frame, poses.det)) == list(zip(players.frame, players.det))
     kp = np.stack(poses.keypoints.to_numpy()).reshape(-1, 17, 3)
