@@ -231,7 +231,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
             return 2
     mix = {"soccer": args.mix[0], "basketball": args.mix[1], "synthetic": args.mix[2]}
     config = {"steps": args.steps, "seed": args.seed, "batch": args.batch, "crop": args.crop,
-              "lr": args.lr, "backbone": args.backbone, "input_height": args.input_height, "checkpoint_every": args.checkpoint_every,
+              "lr": args.lr, "class_weights": list(args.class_weights), "backbone": args.backbone, "input_height": args.input_height, "checkpoint_every": args.checkpoint_every,
               "mix": {k: v for k, v in mix.items() if k in sources}}
     evaluate = None
     if not args.no_eval:
@@ -387,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--input-height", type=int, default=540,
                     help="working height in pixels frames are brought to before cropping (default 540)")
     td.add_argument("--lr", type=float, default=1e-3)
+    td.add_argument("--class-weights", type=float, nargs=3, default=(1.0, 4.0, 3.0),
+                    metavar=("PLAYER", "GOALKEEPER", "REFEREE"), help="person-class weights (default 1 4 3)")
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--segment", type=int, default=200, help="steps per Prefect task (default 200)")
     td.add_argument("--checkpoint-every", type=int, default=100)

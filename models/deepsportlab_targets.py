@@ -240,10 +240,12 @@ def _pif_losses(out: dict[str, torch.Tensor], tg: dict[str, torch.Tensor], name:
 
 
 def deepsportlab_loss(
-    out: dict[str, torch.Tensor], tg: dict[str, torch.Tensor], weights: dict[str, float] | None = None
+    out: dict[str, torch.Tensor], tg: dict[str, torch.Tensor], weights: dict[str, float] | None = None,
+    class_weights: tuple[float, ...] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 1 plus the box and class additions. ``out``: the network's outputs; ``tg``: batched targets
-    (:func:`collate_targets`). Returns the total loss and its weighted parts (floats, for logging)."""
+    (:func:`collate_targets`); ``weights`` overrides sub-loss weights; ``class_weights`` weighs the person
+    classes in the class cross-entropy (a weighted mean). Returns the total loss and its weighted parts."""
     w = dict(LOSS_WEIGHTS) | EXTRA_LOSS_WEIGHTS | (weights or {})
     parts: dict[str, torch.Tensor] = {}
     parts["semantic"] = F.cross_entropy(out["semantic"].float(), tg["semantic"], ignore_index=IGNORE)
@@ -260,7 +262,10 @@ def deepsportlab_loss(
     box_l1 = (out["player_box_log_wh"].float() - tg["player_box_log_wh"]).abs().sum(dim=1)
     parts["box"] = _masked_mean(box_l1, pos)
     cls_logits = out["player_class_logits"].float()
-    ce = F.cross_entropy(cls_logits, tg["player_class"], ignore_index=IGNORE, reduction="sum")
-    parts["class"] = ce / (tg["player_class"] != IGNORE).sum().clamp(min=1)
+    cw = None if class_weights is None else torch.as_tensor(class_weights, dtype=cls_logits.dtype, device=cls_logits.device)
+    ce = F.cross_entropy(cls_logits, tg["player_class"], weight=cw, ignore_index=IGNORE, reduction="sum")
+    labelled = tg["player_class"] != IGNORE
+    norm = labelled.sum() if cw is None else cw[tg["player_class"][labelled]].sum()
+    parts["class"] = ce / norm.clamp(min=1)
     total = sum(w[k] * v for k, v in parts.items())
     return total, {k: float(w[k] * v.detach()) for k, v in parts.items()}

@@ -70,6 +70,9 @@ class DetectorTrainConfig:
     # backbone parts kept at their ImageNet weights (batch-norm statistics included): "stem4" freezes the
     # stride-2 and stride-4 blocks, the costliest to train at full resolution; "" trains everything
     freeze: str = "stem4"
+    # weights of the person classes (player, goalkeeper, referee) in the class cross-entropy: goalkeepers and
+    # referees are a few per frame against twenty players
+    class_weights: tuple[float, float, float] = (1.0, 4.0, 3.0)
 
     def __post_init__(self) -> None:
         if self.crop % INPUT_MULTIPLE:
@@ -77,6 +80,9 @@ class DetectorTrainConfig:
         if not self.mix or min(self.mix.values()) < 0 or sum(self.mix.values()) <= 0:
             raise ValueError(f"mix needs non-negative shares that sum above 0, got {self.mix}")
         self.scale_jitter = tuple(self.scale_jitter)  # type: ignore[assignment]
+        self.class_weights = tuple(float(w) for w in self.class_weights)  # type: ignore[assignment]
+        if len(self.class_weights) != 3 or min(self.class_weights) <= 0:
+            raise ValueError(f"class_weights needs 3 positive weights, got {self.class_weights}")
         if self.freeze not in ("", "stem4"):
             raise ValueError(f"freeze must be '' or 'stem4', got {self.freeze!r}")
 
@@ -333,7 +339,7 @@ def train_steps(
             g["lr"] = cfg.lr * _lr_factor(step, cfg)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_bf16):
             outputs = net(x)
-        loss, parts = deepsportlab_loss(outputs, tg)
+        loss, parts = deepsportlab_loss(outputs, tg, class_weights=cfg.class_weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)

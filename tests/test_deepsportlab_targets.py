@@ -161,3 +161,19 @@ def test_training_resumes_to_the_same_weights(tmp_path):
     # another seed cannot continue this run's checkpoints
     with pytest.raises(ValueError, match="seed"):
         train_steps(net(), data(), DetectorTrainConfig(**{**cfg.__dict__, "seed": 1}), tmp_path / "b", 6)
+
+
+def test_class_weights_weigh_the_rare_classes():
+    torch.manual_seed(0)
+    net = DeepSportLabNet().eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 128, 160))
+    tg = collate_targets([build_targets(_sample())])  # a player (class 0) and a referee (class 2)
+    logits = torch.zeros_like(out["player_class_logits"])
+    logits[:, 0] = 5.0  # every cell says "player": right for the player, wrong for the referee
+    out = dict(out, player_class_logits=logits)
+    _, plain = deepsportlab_loss(out, tg)
+    _, weighted = deepsportlab_loss(out, tg, class_weights=(1.0, 4.0, 3.0))
+    assert weighted["class"] > plain["class"] * 1.3  # the referee's mistake counts three times
+    _, same = deepsportlab_loss(out, tg, class_weights=(1.0, 1.0, 1.0))
+    assert same["class"] == pytest.approx(plain["class"], rel=1e-5)
