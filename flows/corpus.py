@@ -4,6 +4,18 @@ The flow process only schedules: frames are decoded and processed on the workers
 outputs themselves; tasks return small metadata. A game whose chunk fails (after retries) is recorded
 as failed with its errors; the other games go on. The run publishes Prefect artifacts: a progress bar
 updated as games finish and a markdown report at the end (see flows/report.py).
+
+Faults. A chunk that raises is re-run by Prefect up to ``retries`` times (1 s apart); a chunk whose worker
+process dies is re-run on another worker by the Dask scheduler (up to ``distributed.scheduler.allowed-failures``,
+3 by default, then the game fails with ``KilledWorker``). Rewriting a chunk replaces its files, so a re-run
+adds no rows. S3 requests are retried in the storage layer (see storage/fs.py).
+
+Concurrent runs on one output root. Each game is processed under a per-game lock (storage/lock.py): the
+run that takes a game's lock first processes it; another run meanwhile works on the other games, then
+waits for the lock, reads the game's manifest again and skips it once the first run has committed it (or
+redoes it when that run failed it). Each game is thus processed and committed once, and both runs end
+with every game committed; each exits as it would alone (0, or 1 when a game failed). A game whose lock
+cannot be taken (the storage refuses the write) fails without any write to its output.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from matchflow.games import GamePlan, commit_game, fail_game, needs_run
 from matchflow.pipeline import ChunkResult, build_pipeline
 from matchflow.storage.corpus import Game, list_games
 from matchflow.storage.layout import OutputLayout
+from matchflow.storage.lock import POLL_S as LOCK_POLL_S
+from matchflow.storage.lock import GameLocks
 from matchflow.tasks.game import prepare_game_task, process_chunk_task
 
 progress_log = logging.getLogger("matchflow.progress")
@@ -179,70 +193,175 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
     events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
     states: dict[str, _GameState] = {g.game_id: _GameState(g) for g in todo}
 
-    def finish(st: _GameState) -> None:
-        if st.errors:
-            fail_game(st.game, st.errors, cfg, layout, pipeline, summary.run_id, st.plan.started_at if st.plan else None)
-            summary.failed[st.game.key] = st.errors
-            progress.failed += 1
-            logger.error("game %s failed: %s", st.game.key, "; ".join(st.errors))
-            progress.line(force=True, note=f"FAILED {st.game.key}: {st.errors[0]}")
-            artifacts.game_finished()
-            return
-        try:
-            commit_game(st.plan, st.results, cfg, layout, pipeline, summary.run_id)
-        except Exception as exc:  # a commit that cannot be written fails the game, not the run
-            st.errors.append(_error_text(exc))
-            finish(st)
-            return
-        summary.committed.append(st.game.key)
-        progress.done += 1
-        progress.line(force=True, note=f"committed {st.game.key}")
+    def failed(st: _GameState) -> None:
+        summary.failed[st.game.key] = st.errors
+        progress.failed += 1
+        logger.error("game %s failed: %s", st.game.key, "; ".join(st.errors))
+        progress.line(force=True, note=f"FAILED {st.game.key}: {st.errors[0]}")
         artifacts.game_finished()
+
+    def finish(st: _GameState) -> None:
+        """Commit or fail a game whose tasks are over (only while this run holds its lock), then unlock it."""
+        try:
+            lost = _lock_lost(locks, st.game.game_id)
+            if lost:  # another run took the game over: it writes the manifest, not this one
+                st.errors.append(lost)
+            elif st.errors:
+                try:
+                    fail_game(st.game, st.errors, cfg, layout, pipeline, summary.run_id,
+                              st.plan.started_at if st.plan else None)
+                except Exception as exc:  # the failure cannot be recorded either: the game stays invisible
+                    st.errors.append(f"its failed manifest could not be written: {_error_text(exc)}")
+            else:
+                try:
+                    commit_game(st.plan, st.results, cfg, layout, pipeline, summary.run_id)
+                except Exception as exc:  # a commit that cannot be written fails the game, not the run
+                    st.errors.append(_error_text(exc))
+                    try:
+                        fail_game(st.game, st.errors, cfg, layout, pipeline, summary.run_id, st.plan.started_at)
+                    except Exception as exc2:
+                        st.errors.append(f"its failed manifest could not be written: {_error_text(exc2)}")
+            if st.errors:
+                failed(st)
+                return
+            summary.committed.append(st.game.key)
+            progress.done += 1
+            progress.line(force=True, note=f"committed {st.game.key}")
+            artifacts.game_finished()
+        finally:
+            locks.release(st.game.game_id)
 
     def on_done(kind: str, gid: str) -> Callable[[Any], None]:
         return lambda fut: events.put((kind, gid, fut))
 
-    for g in todo:
+    holders: dict[str, dict[str, Any]] = {}  # game id -> record of the other run holding its lock
+    announced = {"at": -1e9, "what": ""}
+
+    def announce(waiting: list[Game]) -> None:
+        """A progress line (at most every 30 s, or when it changes) on the games other runs hold."""
+        runs = sorted({f"{h.get('run_id')} ({h.get('host')}, pid {h.get('pid')})"
+                       for g in waiting for h in [holders.get(g.game_id, {})]})
+        what = f"waiting for {len(waiting)} game(s) being processed by run {', '.join(runs)}"
+        if what != announced["what"] or time.monotonic() - announced["at"] >= 30:
+            progress_log.info("%s", what)
+            announced.update(at=time.monotonic(), what=what)
+
+    def start(g: Game) -> str:
+        """Lock a game and submit its preparation: ``started``, ``held`` (by another live run) or ``done``."""
+        st = states[g.game_id]
+        try:
+            got, holder = locks.acquire(g.game_id)
+        except Exception as exc:  # the lock cannot be written or read: fail the game, touch nothing of it
+            st.errors.append(f"cannot lock the game: {_error_text(exc)}")
+            failed(st)
+            return "done"
+        if not got:
+            holders[g.game_id] = holder or {}
+            return "held"
+        try:
+            redo = needs_run(layout, g, cfg, force)  # read again under the lock: another run may have committed it
+        except Exception as exc:
+            st.errors.append(_error_text(exc))
+            finish(st)
+            return "done"
+        if not redo:
+            locks.release(g.game_id)
+            summary.skipped.append(g.key)
+            progress.done += 1
+            progress.line(force=True, note=f"{g.key} committed by another run")
+            artifacts.game_finished()
+            return "done"
         fut = prepare_game_task.submit(g, cfg, layout.root)
         fut.add_done_callback(on_done("prepare", g.game_id))
-    open_games = len(todo)
-    while open_games:
-        kind, gid, fut = events.get()
-        st = states[gid]
-        try:
-            value = fut.result()
-        except BaseException as exc:  # the task failed after its retries, or its worker was lost
-            st.errors.append(_error_text(exc))
-            value = None
-        if kind == "prepare":
+        return "started"
+
+    with GameLocks(layout.root, summary.run_id, cfg.storage_options) as locks:
+        open_games = len(todo)
+        waiting: list[Game] = []
+        for g in todo:
+            outcome = start(g)
+            if outcome == "held":
+                waiting.append(g)
+            elif outcome == "done":
+                open_games -= 1
+        if waiting:
+            announce(waiting)
+        next_poll = time.monotonic() + LOCK_POLL_S
+        while open_games:
+            try:
+                timeout = max(0.0, next_poll - time.monotonic()) if waiting else None
+                kind, gid, fut = events.get(timeout=timeout)
+            except queue.Empty:
+                kind, gid, fut = "", "", None
+            if waiting and time.monotonic() >= next_poll:  # games another run held: try their locks again
+                still: list[Game] = []
+                for g in waiting:
+                    outcome = start(g)
+                    if outcome == "held":
+                        still.append(g)
+                    elif outcome == "done":
+                        open_games -= 1
+                if still:
+                    announce(still)
+                # a request or two per waiting game and round: poll a long list less often
+                waiting, next_poll = still, time.monotonic() + max(LOCK_POLL_S, 0.05 * len(still))
+            if fut is None:
+                continue
+            st = states[gid]
+            try:
+                value = fut.result()
+            except BaseException as exc:  # the task failed after its retries, or its worker was lost
+                st.errors.append(_error_text(exc))
+                value = None
+            _release(fut)
+            if kind == "prepare":
+                if value is not None:
+                    st.plan = value
+                    st.pending = len(value.chunks)
+                    for spec in value.chunks:
+                        cf = process_chunk_task.with_options(retries=cfg.retries, retry_delay_seconds=1).submit(
+                            spec, cfg, layout.root
+                        )
+                        cf.add_done_callback(on_done("chunk", gid))
+                if st.pending == 0:
+                    finish(st)
+                    open_games -= 1
+                continue
+            st.pending -= 1
             if value is not None:
-                st.plan = value
-                st.pending = len(value.chunks)
-                for spec in value.chunks:
-                    cf = process_chunk_task.with_options(retries=cfg.retries, retry_delay_seconds=1).submit(
-                        spec, cfg, layout.root
-                    )
-                    cf.add_done_callback(on_done("chunk", gid))
+                st.results.append(value)
+                progress.frames += value.frames
+                summary.frames += value.frames
+                for k, s in value.seconds.items():
+                    summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + s
+            progress.line()
             if st.pending == 0:
                 finish(st)
                 open_games -= 1
-            continue
-        st.pending -= 1
-        if value is not None:
-            st.results.append(value)
-            progress.frames += value.frames
-            summary.frames += value.frames
-            for k, s in value.seconds.items():
-                summary.stage_seconds[k] = summary.stage_seconds.get(k, 0.0) + s
-        progress.line()
-        if st.pending == 0:
-            finish(st)
-            open_games -= 1
     summary.seconds = time.perf_counter() - t0
     progress.line(force=True, note="run finished")
     logger.info("run %s: %s", summary.run_id, summary.as_dict())
     artifacts.report(summary, corpus)
     return summary
+
+
+def _release(fut: Any) -> None:
+    """Drop the flow's hold on a finished task's Dask result once it has been read.
+
+    Dask recomputes a lost result that a client still holds: a worker lost later would otherwise make
+    Dask run ``prepare-game`` again, which clears the game's output under its running or finished chunks.
+    """
+    release = getattr(getattr(fut, "wrapped_future", None), "release", None)
+    if callable(release):
+        release()
+
+
+def _lock_lost(locks: GameLocks, game_id: str) -> str | None:
+    """Why this run lost the lock of a game (None while it holds it, or when the lock cannot be read)."""
+    try:
+        return locks.lost(game_id)
+    except Exception:  # the manifest write that follows reports the storage error
+        return None
 
 
 def run_corpus(corpus: str, out: str, config: PipelineConfig, force: bool = False) -> RunSummary:

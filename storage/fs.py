@@ -3,10 +3,29 @@
 Local paths are used as plain paths (no ``file://``); S3 goes through s3fs with the given storage
 options, or the standard AWS environment and config files when none are given. Credentials never
 leave the ``storage_options`` mapping: nothing here logs them.
+
+Retries of S3 requests (transient errors and slowness). Every ``s3://`` access of the project (tables,
+manifests, locks, corpus listing and video reads, and Zarr, which opens its store through the fsspec
+registry) goes through :class:`RetryingS3FileSystem`, registered for the ``s3`` protocol when this
+module is imported. It retries in two layers, per request, before an error reaches the caller:
+
+1. botocore, in its ``standard`` retry mode with ``total_max_attempts`` = :data:`S3_MAX_ATTEMPTS` (5: the
+   request and up to 4 retries) on HTTP 500/502/503/504, throttling codes (``SlowDown``), timeouts and
+   connection errors, with exponential backoff and full jitter (waits of up to 1, 2, 4, 8 s);
+2. s3fs, which repeats the whole call up to ``S3FileSystem.retries`` (5) times when it still ends in
+   ``SlowDown`` or a network error (socket timeout, incomplete read), waiting 0.1 s x 1.7**i.
+
+A persistent ``InternalError`` therefore fails after 5 requests (about 7.5 s of backoff on average,
+15 s at most), a persistent ``SlowDown`` after at most 25. Storage options that set
+``config_kwargs["retries"]``, or ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE`` in the environment, replace the
+botocore layer's defaults. Above these, a chunk task whose write still fails is re-run whole by
+Prefect (``retries`` of the configuration). An error that remains names the ``s3://`` object it was
+about (``OSError.filename``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import uuid
@@ -14,6 +33,55 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from s3fs import S3FileSystem
+
+#: Attempts per S3 request in botocore's retry layer (the first one included).
+S3_MAX_ATTEMPTS = 5
+#: botocore retry configuration of every S3 client of the project (unless overridden, see above).
+S3_RETRIES: dict[str, Any] = {"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"}
+
+_ERRNO = {FileNotFoundError: errno.ENOENT, FileExistsError: errno.EEXIST, PermissionError: errno.EACCES}
+
+
+def _with_path(exc: BaseException, url: str) -> BaseException:
+    """``exc`` (same type) with ``url`` as its ``filename``, so that its message names the object."""
+    if not isinstance(exc, OSError) or exc.filename:
+        return exc
+    if exc.errno is not None and exc.strerror is not None:
+        exc.filename = url
+        return exc
+    try:
+        named = type(exc)(_ERRNO.get(type(exc), errno.EIO), str(exc) or type(exc).__name__, url)
+    except TypeError:  # an OSError subclass with another signature: leave it as it is
+        return exc
+    named.__cause__ = exc.__cause__ or exc
+    return named
+
+
+class RetryingS3FileSystem(S3FileSystem):
+    """s3fs with the project's botocore retry policy (:data:`S3_RETRIES`) and errors naming the object."""
+
+    def __init__(self, *args: Any, config_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        config_kwargs = dict(config_kwargs or {})
+        if "retries" not in config_kwargs and not (
+            os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")
+        ):
+            config_kwargs["retries"] = dict(S3_RETRIES)
+        super().__init__(*args, config_kwargs=config_kwargs, **kwargs)
+
+    async def _call_s3(self, method: str, *akwarglist: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._call_s3(method, *akwarglist, **kwargs)
+        except OSError as exc:
+            bucket = kwargs.get("Bucket", "")
+            key = kwargs.get("Key") or kwargs.get("Prefix") or ""
+            named = _with_path(exc, f"s3://{bucket}/{key}".rstrip("/"))
+            if named is exc:
+                raise
+            raise named from named.__cause__
+
+
+fsspec.register_implementation("s3", RetryingS3FileSystem, clobber=True)
 
 
 def is_remote(url: str) -> bool:
@@ -22,7 +90,7 @@ def is_remote(url: str) -> bool:
 
 
 def filesystem(url: str, storage_options: dict[str, Any] | None = None) -> fsspec.AbstractFileSystem:
-    """The fsspec filesystem that serves ``url``."""
+    """The fsspec filesystem that serves ``url`` (for ``s3://``, a :class:`RetryingS3FileSystem`)."""
     if is_remote(url):
         protocol = url.split("://", 1)[0]
         return fsspec.filesystem(protocol, **(storage_options or {}))

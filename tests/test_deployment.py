@@ -70,6 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # never the user's server
     env.update(QUIET_OFFLINE, PREFECT_HOME=str(home), PREFECT_API_URL=url, PREFECT_WORKER_QUERY_SECONDS="2",
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
                MATCHFLOW_BIN=str(BIN))
     log = home / "serve.log"
     with log.open("wb") as out:
@@ -108,6 +109,16 @@ def test_nightly_deployment_has_its_cron_schedule(served: Served) -> None:
     assert dep["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $MATCHFLOW_ROOT }}"}}
     ]
+    # the server's scheduler puts the coming nights' runs on the calendar, at 02:00 UTC
+    deadline = time.time() + 90
+    while True:
+        runs = _api(served.url, "/flow_runs/filter",
+                    {"flow_runs": {"deployment_id": {"any_": [dep["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        if runs or time.time() > deadline:
+            break
+        time.sleep(2)
+    assert runs, f"no scheduled nightly runs:\n{served.log.read_text()[-3000:]}"
+    assert all(r["expected_start_time"][11:19] == "02:00:00" for r in runs)
 
 
 def test_adhoc_deployment_run_processes_a_corpus_on_dask(served: Served, tmp_path: Path) -> None:
