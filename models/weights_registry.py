@@ -18,7 +18,7 @@ __all__ = ["REGISTRY", "shipped_path", "resolve_weights"]
 REGISTRY: dict[str, tuple[str, str]] = {
     "deepsportlab_mobilenetv2": (
         "deepsportlab/deepsportlab_mobilenetv2.pt",
-        "d2f727ddf4059a7d057e8b0c4b55a218b6338e3866b585173a1db40aa218bf3c",
+        "fadc1499fe77b79b9d70867e07cd5c5579364f495a2a85ca224fc4c171bba102",
     ),
 }
 
