@@ -159,6 +159,18 @@ def cmd_eval_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cuda_missing(device: str) -> bool:
+    """True (after saying so) when ``device`` is cuda and torch sees no CUDA device."""
+    if device != "cuda":
+        return False
+    import torch
+
+    if torch.cuda.is_available():
+        return False
+    print("error: --device cuda but CUDA is not available", file=sys.stderr)
+    return True
+
+
 def cmd_eval_detector(args: argparse.Namespace) -> int:
     from matchflow.models.deepsportlab import WeightsLoadError
     from matchflow.models.detection_data import DatasetError
@@ -166,12 +178,8 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     from matchflow.models.detector_eval import evaluate_detector, read_split
     from matchflow.storage import fs
 
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            print("error: --device cuda but CUDA is not available", file=sys.stderr)
-            return 2
+    if _cuda_missing(args.device):
+        return 2
     try:
         det = Detector(args.weights, backbone=args.backbone, device=args.device, input_height=args.input_height)
         report = evaluate_detector(det, read_split(args.kind, args.data, args.split),
@@ -189,12 +197,9 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
 
 
 def cmd_train_calibration(args: argparse.Namespace) -> int:
-    import torch
-
     from matchflow.models.ccbv_train import train_calibration
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+    if _cuda_missing(args.device):
         return 2
     try:
         report = train_calibration(
@@ -212,13 +217,10 @@ def cmd_train_calibration(args: argparse.Namespace) -> int:
 
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
-    import torch
-
     from matchflow.flows.train import train_detector_flow
     from matchflow.prefect_env import local_api
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+    if _cuda_missing(args.device):
         return 2
     sources = {k: v for k, v in (("soccer", args.soccer), ("basketball", args.basketball),
                                  ("synthetic", args.synthetic)) if v}

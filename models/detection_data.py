@@ -23,8 +23,6 @@ import cv2
 import numpy as np
 import yaml
 
-from .labels import PERSON_CLASSES
-
 __all__ = ["DetectionSample", "DatasetError", "YOLO_CLASS_MAP", "yolo_class_map", "read_yolo_split", "read_image_rgb"]
 
 # Roboflow class names (lower-cased) -> index into PERSON_CLASSES, or "ball"; absent names are dropped.
@@ -132,7 +130,3 @@ def read_yolo_split(root: str | Path, split: str) -> Iterator[DetectionSample]:
         image = read_image_rgb(f)
         boxes, classes, balls = _read_labels(root / split / "labels" / (f.stem + ".txt"), cmap, image.shape[1], image.shape[0])
         yield DetectionSample(image, boxes, classes, balls, name=str(f))
-
-
-def person_class_name(index: int) -> str:
-    return PERSON_CLASSES[index]

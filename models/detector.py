@@ -27,9 +27,18 @@ from .deepsportlab_targets import INPUT_MULTIPLE
 from .deepsportlab_train import to_input_tensor
 from .weights_registry import resolve_weights
 
-__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT"]
+__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "working_size"]
 
 DEFAULT_INPUT_HEIGHT = 540
+
+
+def working_size(width: int, height: int, input_height: int) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """How a ``width`` x ``height`` frame enters the network: the scale factor, the resized size (w, h) and
+    the padded input size (w, h), multiples of 16 (zero padding right and below)."""
+    scale = input_height / height
+    size = (max(int(round(width * scale)), 1), input_height)
+    padded = tuple(-(-v // INPUT_MULTIPLE) * INPUT_MULTIPLE for v in size)
+    return scale, size, padded  # type: ignore[return-value]
 
 
 @dataclass
@@ -83,10 +92,7 @@ class Detector:
 
     def _prepare(self, frames: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = frames.shape[1:3]
-        scale = self.input_height / h
-        size = (max(int(round(w * scale)), 1), self.input_height)
-        ph = -(-size[1] // INPUT_MULTIPLE) * INPUT_MULTIPLE
-        pw = -(-size[0] // INPUT_MULTIPLE) * INPUT_MULTIPLE
+        scale, size, (pw, ph) = working_size(w, h, self.input_height)
         out = np.zeros((len(frames), ph, pw, 3), np.uint8)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         for i, f in enumerate(frames):

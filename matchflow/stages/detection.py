@@ -89,10 +89,11 @@ class DetectionStage(Stage):
         return {f"deepsportlab_{backbone}": sha256_file(resolve_weights(f"deepsportlab_{backbone}", self.params.get("weights")))}
 
     def mask_shape(self, video: VideoInfo) -> tuple[int, int]:
-        scale = self.input_height / video.height
-        w = max(int(round(video.width * scale)), 1)
-        pad = lambda v: -(-v // 16) * 16  # noqa: E731 - the network pads to multiples of 16
-        return math.ceil(pad(self.input_height) / _MASK_STRIDE), math.ceil(pad(w) / _MASK_STRIDE)
+        """(rows, columns) of the decoder's grid for frames of this video."""
+        from matchflow.models.detector import working_size
+
+        _, _, (pw, ph) = working_size(video.width, video.height, self.input_height)
+        return math.ceil(ph / _MASK_STRIDE), math.ceil(pw / _MASK_STRIDE)
 
     def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
         r = self.input_height / video.height
