@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench serve clean
+.PHONY: demo test venv bench serve clean browser
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,28 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/matchflow demo
 
-test: $(STAMP)
+# tests/test_html_report.py loads the HTML report in a headless Chromium: Debian's `chromium` package,
+# installed here when it is missing and we are root (CI: a fresh Debian machine); otherwise a message says how
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "browser: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: installing Debian's chromium package (headless browser of tests/test_html_report.py)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "browser: chromium is missing and cannot be installed here (not root, or no apt-get);" \
+			"the browser tests of tests/test_html_report.py will fail. As root run: make browser" \
+			"(apt-get update && apt-get install -y --no-install-recommends chromium)" >&2; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/s3.py
 
 serve: $(STAMP)
 	bash deploy/serve.sh $(PORT)

@@ -5,10 +5,26 @@ outputs themselves; tasks return small metadata. A game whose chunk fails (after
 as failed with its errors; the other games go on. The run publishes Prefect artifacts: a progress bar
 updated as games finish and a markdown report at the end (see flows/report.py).
 
+Clusters (``cluster`` in the configuration, ``--cluster`` of ``matchflow run``): ``local`` (the default), a
+``distributed.LocalCluster`` of one single-threaded worker process per core; ``cuda``, a dask-cuda
+``LocalCUDACluster`` of one worker per GPU, each declaring the Dask resource ``GPU: 1`` (checked before any
+work: dask-cuda installed, a GPU visible); or ``tcp://HOST:PORT``, an existing scheduler (``scheduler`` is an alias).
+When the pipeline has a GPU stage (``Stage.uses_gpu``) and the run targets GPUs (cluster ``cuda``, or device
+``cuda``/``auto`` on a cluster whose workers declare ``GPU``, or ``gpu_resource: true``), every chunk task asks
+for the resource ``GPU: 1``, so it runs only on such workers; external GPU workers are started with
+``dask worker tcp://HOST:PORT --resources GPU=1``.
+
 Faults. A chunk that raises is re-run by Prefect up to ``retries`` times (1 s apart); a chunk whose worker
-process dies is re-run on another worker by the Dask scheduler (up to ``distributed.scheduler.allowed-failures``,
-3 by default, then the game fails with ``KilledWorker``). Rewriting a chunk replaces its files, so a re-run
-adds no rows. S3 requests are retried in the storage layer (see storage/fs.py).
+process dies is re-run on another worker by the Dask scheduler, ``retries`` times too on the clusters the run
+starts (``distributed.scheduler.allowed-failures`` is set to ``retries``; an external scheduler uses its own
+setting, 3 by default); then the game fails with ``KilledWorker``. Rewriting a chunk replaces its files, so a
+re-run adds no rows. S3 requests are retried in the storage layer (see storage/fs.py).
+
+Memory. Each worker of a cluster the run starts has a memory limit (``memory_limit``; ``auto``: the machine's
+memory divided by the workers). Its nanny restarts a worker whose process goes above 95% of it
+(``distributed.worker.memory.terminate``), so a runaway chunk costs a worker restart, not a swapping machine:
+the chunk is tried again on a fresh worker, and after ``retries`` restarts its game fails with an error saying
+that the worker exceeded its memory limit (the other games go on).
 
 Concurrent runs on one output root. Each game is processed under a per-game lock (storage/lock.py): the
 run that takes a game's lock first processes it; another run meanwhile works on the other games, then
@@ -20,18 +36,22 @@ cannot be taken (the storage refuses the write) fails without any write to its o
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import queue
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import dask
 from prefect import flow, get_run_logger
 from prefect_dask import DaskTaskRunner
 
-from matchflow.config import PipelineConfig
+from matchflow.config import GPU_RESOURCE, PipelineConfig
 from matchflow.flows.report import RunArtifacts
 from matchflow.games import GamePlan, commit_game, fail_game, needs_run
 from matchflow.pipeline import ChunkResult, build_pipeline
@@ -77,21 +97,103 @@ class RunSummary:
         }
 
 
+class ClusterError(ValueError):
+    """The Dask cluster the configuration asks for cannot be had; the message says what is missing."""
+
+
+#: The module every worker imports at start (``--preload``): the pipeline, not on the first task.
+WORKER_PRELOAD = "matchflow.tasks.game"
+
+
+def check_cluster(config: PipelineConfig) -> None:
+    """Fail before any work when the cluster cannot start: ``cuda`` needs dask-cuda and a visible GPU."""
+    if config.cluster_kind != "cuda":
+        return
+    try:
+        import dask_cuda  # noqa: F401
+    except ImportError as exc:
+        raise ClusterError(
+            f"--cluster cuda needs the package dask-cuda, which cannot be imported ({exc}); install it with "
+            "`pip install -e '.[gpu]'` (dask-cuda[cu13]) on a machine with NVIDIA GPUs"
+        ) from None
+    gpus = _visible_gpus()
+    if gpus == 0:
+        raise ClusterError(
+            "--cluster cuda needs an NVIDIA GPU, but none is visible on this machine "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}); use --cluster local"
+        )
+
+
+def _visible_gpus() -> int:
+    """CUDA devices this process can see (0 without a driver)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # a broken CUDA install counts as no GPU
+        return 0
+
+
+class _DaskRunner(DaskTaskRunner):
+    """prefect-dask's runner, except that a cluster slow to shut down after the work is done (a worker process
+    that does not stop within Dask's close timeout on a loaded machine) is logged, not raised: every game is
+    already committed or failed by then, and raising would fail a complete run."""
+
+    def __exit__(self, *args: Any) -> None:
+        try:
+            self._exit_stack.__exit__(*args)
+        except TimeoutError as exc:  # asyncio's and distributed's timeouts are TimeoutError
+            if args[0] is not None:
+                raise
+            logging.getLogger(__name__).warning("the Dask cluster did not close in time (%s); the run is complete", exc)
+        finally:
+            super(DaskTaskRunner, self).__exit__(*args)
+
+
 def dask_task_runner(config: PipelineConfig) -> DaskTaskRunner:
-    """A DaskTaskRunner on the scheduler of ``config``, or on a LocalCluster of one process per worker."""
-    if config.scheduler:
-        return DaskTaskRunner(address=config.scheduler)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": config.workers or os.cpu_count() or 1,
-            "threads_per_worker": 1,
-            "processes": True,
-            "memory_limit": config.memory_limit,
-            "dashboard_address": None,
-            "preload": ["matchflow.tasks.game"],  # workers import the pipeline at start, not on their first task
-        },
-    )
+    """A DaskTaskRunner for the cluster of ``config``: an existing scheduler's address, a LocalCluster of one
+    single-threaded process per worker, or a LocalCUDACluster of one worker per GPU (resource ``GPU: 1``)."""
+    address = config.scheduler_address
+    if address:
+        return _DaskRunner(address=address)
+    kwargs: dict[str, Any] = {
+        "threads_per_worker": 1,
+        "memory_limit": config.memory_limit,
+        "dashboard_address": None,
+        "preload": [WORKER_PRELOAD],  # workers import the pipeline at start, not on their first task
+    }
+    if config.cluster_kind == "cuda":
+        check_cluster(config)
+        if config.workers:
+            kwargs["n_workers"] = config.workers  # at most one per visible GPU
+        kwargs["resources"] = {GPU_RESOURCE: 1}
+        return _DaskRunner(cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs=kwargs)
+    kwargs.update(n_workers=config.workers or os.cpu_count() or 1, processes=True)
+    return _DaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+def chunk_resources(config: PipelineConfig, pipeline: Any, worker_resources: list[dict[str, float]]) -> dict[str, float]:
+    """The Dask resources each chunk task asks for: ``{"GPU": 1}`` when the pipeline has a GPU stage and the run
+    targets GPUs (see the module docstring), else none. ``worker_resources``: the resources each worker of the
+    cluster declares. Raises ClusterError when GPU routing is asked for but no worker declares ``GPU``."""
+    has_gpu_stage = any(getattr(st, "uses_gpu", False) for st in pipeline.stages)
+    gpu_workers = sum(1 for r in worker_resources if (r or {}).get(GPU_RESOURCE, 0) >= 1)
+    if config.gpu_resource is not None:
+        route = config.gpu_resource and has_gpu_stage
+    else:
+        route = has_gpu_stage and (
+            config.cluster_kind == "cuda" or (config.device in ("cuda", "auto") and gpu_workers > 0)
+        )
+    if not route:
+        return {}
+    if gpu_workers == 0:
+        names = [st.name for st in pipeline.stages if getattr(st, "uses_gpu", False)]
+        raise ClusterError(
+            f"stage(s) {names} run on GPU workers, but no worker of the cluster declares the Dask resource "
+            f"{GPU_RESOURCE!r}: start them with `dask worker SCHEDULER --resources {GPU_RESOURCE}=1` "
+            "(LocalCUDACluster workers declare it), or set gpu_resource: false"
+        )
+    return {GPU_RESOURCE: 1}
 
 
 def _error_text(exc: BaseException) -> str:
@@ -161,12 +263,68 @@ def _current_task_runner() -> Any:
     return getattr(ctx, "task_runner", None) if ctx else None
 
 
-def _start_cluster() -> None:
+#: Seconds a cluster the run starts waits for a restarted worker to come back before giving up on it.
+LOST_WORKER_TIMEOUT_S = 120
+
+
+def _start_cluster(cfg: PipelineConfig) -> list[dict[str, float]]:
     """Bring up the flow's Dask cluster now: prefect-dask starts it on the first task submission otherwise,
-    which would count the cluster's start-up in the first task's latency and in the run's timing."""
+    which would count the cluster's start-up in the first task's latency and in the run's timing.
+
+    A cluster the run starts gets ``allowed-failures = retries``: a chunk whose worker dies (killed, or
+    restarted by its nanny above its memory limit) is tried ``retries`` more times. Returns the resources
+    each worker declares."""
     runner = _current_task_runner()
-    if isinstance(runner, DaskTaskRunner):
-        runner.client  # noqa: B018 - the property creates the cluster and connects to it
+    if not isinstance(runner, DaskTaskRunner):
+        return []
+    if cfg.cluster_kind != "address":
+        # The cluster object (in this process) closes a worker's nanny for good when its restarted process has
+        # not come back within this timeout (15 s by default): a worker restarted above its memory limit on a busy
+        # machine (its preload imports torch and Prefect) can take longer, and the cluster would shrink.
+        timeout = dask.config.get("distributed.deploy.lost-worker-timeout")
+        if dask.utils.parse_timedelta(timeout) < LOST_WORKER_TIMEOUT_S:
+            dask.config.set({"distributed.deploy.lost-worker-timeout": f"{LOST_WORKER_TIMEOUT_S}s"})
+    with dask.config.set({"distributed.scheduler.allowed-failures": cfg.retries}):
+        client = runner.client  # the property creates the cluster and connects to it
+    try:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    except TypeError:  # older distributed: no n_workers argument
+        workers = client.scheduler_info().get("workers", {})
+    return [dict(w.get("resources") or {}) for w in workers.values()]
+
+
+def _memory_events() -> dict[str, dict[str, Any]]:
+    """The workers restarted by their nanny for exceeding their memory limit, by address (scheduler events)."""
+    runner = _current_task_runner()
+    try:
+        events = runner.client.get_events("worker-restart-memory")
+    except Exception:
+        return {}
+    return {msg["worker"]: msg for _, msg in events if isinstance(msg, dict) and "worker" in msg}
+
+
+def _task_error(exc: BaseException, cfg: PipelineConfig) -> str:
+    """The error of a failed task, saying so when its workers were restarted for exceeding their memory limit."""
+    text = _error_text(exc)
+    if type(exc).__name__ != "KilledWorker":
+        return text
+    last = getattr(getattr(exc, "last_worker", None), "address", None)
+    if last is None:
+        m = re.search(r"was (\S+?)\.? Inspecting", str(exc))
+        last = m.group(1) if m else None
+    mem = _memory_events()
+    if last not in mem and mem:
+        return (f"the chunk's workers died while running it; {len(mem)} worker(s) of the cluster exceeded their "
+                f"memory limit (memory_limit {cfg.memory_limit}) and were restarted during the run ({text})")
+    if last in mem:
+        rss = mem[last].get("rss")
+        return (
+            f"the worker exceeded its memory limit (memory_limit {cfg.memory_limit}): worker {last} reached "
+            f"{rss / 2**20:.0f} MiB, above 95% of its limit, and was restarted by its nanny; the chunk was tried "
+            f"{getattr(exc, 'allowed_failures', cfg.retries) + 1} time(s), and each time its worker died. Lower batch_frames or "
+            f"chunk_frames, or raise memory_limit. ({text})"
+        )
+    return f"the chunk's workers died while running it ({text})"
 
 
 def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSummary:
@@ -174,8 +332,10 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
     logger = get_run_logger()
     pipeline = build_pipeline(cfg)  # checks the chain of stages before any work
     started = time.perf_counter()
-    _start_cluster()
-    logger.info("Dask cluster ready in %.1f s", time.perf_counter() - started)
+    resources = chunk_resources(cfg, pipeline, _start_cluster(cfg))  # fails before any work
+    logger.info("Dask cluster ready in %.1f s%s", time.perf_counter() - started,
+                f"; chunk tasks ask for {resources}" if resources else "")
+    annotate = functools.partial(dask.annotate, resources=resources) if resources else contextlib.nullcontext
     t0 = time.perf_counter()  # the run's timing excludes the cluster's start-up
     layout = OutputLayout.at(out)
     summary = RunSummary(run_id=str(uuid.uuid4()))
@@ -275,7 +435,7 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
         fut.add_done_callback(on_done("prepare", g.game_id))
         return "started"
 
-    with GameLocks(layout.root, summary.run_id, cfg.storage_options) as locks:
+    with GameLocks(layout.root, summary.run_id, cfg.storage_options) as locks, _settings_serialized_once():
         open_games = len(todo)
         waiting: list[Game] = []
         for g in todo:
@@ -311,18 +471,18 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
             try:
                 value = fut.result()
             except BaseException as exc:  # the task failed after its retries, or its worker was lost
-                st.errors.append(_error_text(exc))
+                st.errors.append(_task_error(exc, cfg))
                 value = None
             _release(fut)
             if kind == "prepare":
                 if value is not None:
                     st.plan = value
                     st.pending = len(value.chunks)
-                    for spec in value.chunks:
-                        cf = process_chunk_task.with_options(retries=cfg.retries, retry_delay_seconds=1).submit(
-                            spec, cfg, layout.root
-                        )
-                        cf.add_done_callback(on_done("chunk", gid))
+                    chunk_task = process_chunk_task.with_options(retries=cfg.retries, retry_delay_seconds=1)
+                    with annotate():  # the GPU resource, when the pipeline needs one
+                        for spec in value.chunks:
+                            cf = chunk_task.submit(spec, cfg, layout.root)
+                            cf.add_done_callback(on_done("chunk", gid))
                 if st.pending == 0:
                     finish(st)
                     open_games -= 1
@@ -343,6 +503,35 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
     logger.info("run %s: %s", summary.run_id, summary.as_dict())
     artifacts.report(summary, corpus)
     return summary
+
+
+@contextlib.contextmanager
+def _settings_serialized_once() -> Any:
+    """Serialize Prefect's settings once per run instead of once per task submission.
+
+    prefect-dask ships the caller's context with every task (``prefect.context.serialize_context``); most of that
+    is ``SettingsContext.serialize``, a full dump of Prefect's settings model: about 0.2-0.5 s of the flow
+    process's CPU per submission on a 2-core machine, 2 submissions per game, which made the flow process the
+    bottleneck of corpora of many short games (bench/scale.py). The settings of a run do not change while it
+    runs, so the dump is memoized per settings object (and per ``include_secrets``) while the run submits.
+    """
+    from prefect.context import SettingsContext
+
+    original = SettingsContext.serialize
+    memo: dict[tuple[int, bool], tuple[Any, dict[str, Any]]] = {}
+
+    def serialize(self: Any, include_secrets: bool = True) -> dict[str, Any]:
+        key = (id(self.settings), include_secrets)
+        hit = memo.get(key)
+        if hit is None or hit[0] is not self.settings:  # the settings object is kept: its id cannot be reused
+            hit = memo[key] = (self.settings, original(self, include_secrets=include_secrets))
+        return hit[1]
+
+    SettingsContext.serialize = serialize  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SettingsContext.serialize = original  # type: ignore[method-assign]
 
 
 def _release(fut: Any) -> None:

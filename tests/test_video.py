@@ -233,6 +233,24 @@ def test_memory_does_not_grow_with_video_length(tmp_path):
     assert len(rss) == 31 and max(rss) - rss[0] < 6 * batch_mib, rss
 
 
+def test_the_decoder_does_not_read_ahead_while_the_stages_work(tmp_path):
+    """decord's reader, left alone after a read, decodes the rest of the video into memory (690 MiB
+    for these 250 frames of 1280x720); the stages take seconds per batch, so iter_frames must stop it."""
+    import time
+
+    path = write_test_video(tmp_path / "hd.mp4", 10, size=(1280, 720), preset="ultrafast")
+    frames_mib = 1280 * 720 * 3 / 2**20
+    it = iter_frames(str(path), np.arange(0, 250, 13), 4)
+    _, frames = next(it)
+    gc.collect()
+    before = _rss_mib()
+    time.sleep(3.0)  # a slow stage; decord decodes 720p at well over 80 frames/s on one core
+    grown = _rss_mib() - before
+    rest = [read_frame_index(f) for _, b in it for f in b]
+    assert read_frame_index(frames[0]) == 0 and rest == list(range(52, 250, 13))
+    assert grown < 20 * frames_mib, f"{grown:.0f} MiB decoded ahead while nothing was asked"
+
+
 # ------------------------------------------------------------------------------------------
 # S3
 

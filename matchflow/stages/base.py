@@ -110,6 +110,10 @@ class Stage(ABC):
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = "1"
+    #: True for a stage that wants a GPU (a neural network): when the pipeline has one and the run targets GPUs
+    #: (cluster ``cuda``, device ``cuda``, or ``gpu_resource: true``), chunk tasks ask Dask for the worker resource
+    #: ``GPU: 1`` so that they run only on workers that declare it (see flows/corpus.py).
+    uses_gpu: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         self.params = dict(params or {})

@@ -45,6 +45,7 @@ class DetectionStage(Stage):
         "arrays/masks",
     )
     version = "1"
+    uses_gpu = True  # the DeepSportLab network: chunk tasks go to GPU workers when the run targets GPUs
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)

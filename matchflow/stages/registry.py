@@ -21,6 +21,16 @@ BUILTIN: dict[str, type[Stage]] = {
     FramesStage.name: FramesStage, CalibrationStage.name: CalibrationStage, DetectionStage.name: DetectionStage,
 }
 
+from matchflow.stages.graph import GraphStage  # noqa: E402
+from matchflow.stages.localization import LocalizationStage  # noqa: E402
+
+BUILTIN.update({LocalizationStage.name: LocalizationStage, GraphStage.name: GraphStage})
+
+from matchflow.stages.features import FeaturesStage  # noqa: E402
+from matchflow.stages.topview import TopviewStage  # noqa: E402
+
+BUILTIN.update({TopviewStage.name: TopviewStage, FeaturesStage.name: FeaturesStage})
+
 
 def available() -> dict[str, type[Stage]]:
     """Every stage class by name, built-ins first; a plug-in cannot shadow a built-in."""

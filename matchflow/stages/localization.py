@@ -1,0 +1,156 @@
+"""The ``localization`` stage: players and the ball on the pitch, who is on the field, players' colours.
+
+Per player (``players`` rows of the detection stage): ``pitch_x``, ``pitch_y`` (metres, SoccerNet pitch
+frame) of the middle of the box's bottom edge through the frame's image->pitch homography, null without a
+valid calibration; ``on_field`` (the foot point inside the pitch grown by ``field_margin_m`` and the box
+touching the frame's grass field region; without a valid calibration, the field region alone decides);
+``color_r/g/b`` (mean RGB of the player's instance-mask pixels, or of the non-grass pixels of its box when the
+mask has fewer than ``min_mask_pixels`` pixels); ``area`` (box area, native pixels²). Per ball row:
+``pitch_x``, ``pitch_y``, the ground-plane projection of the ball's pixel (a ball in the air lands behind
+its true position). Functions: :mod:`matchflow.models.localization`.
+
+Parameters (``stage_params.localization``):
+
+- ``field_margin_m`` (1.0): metres beyond the touchlines and goal lines still counted as on the field;
+- ``min_mask_pixels`` (6): instance-mask pixels (detector grid, about 5x5 native pixels each at 720p) under
+  which a player's colour comes from its box;
+- ``field_mask_width`` (160): width in pixels of the per-frame field mask;
+- ``detection_input_height``: the detection stage's ``input_height`` when it is not the default 540 (else
+  inferred from the mask grid's shape; see :func:`~matchflow.models.localization.mask_working_scale`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from matchflow.stages.base import IMAGE, Batch, Stage
+
+PARAMS = {"field_margin_m", "min_mask_pixels", "field_mask_width", "detection_input_height"}
+
+
+class LocalizationStage(Stage):
+    """Pitch positions, on-field flags, colours and areas of players; pitch positions of the ball."""
+
+    name = "localization"
+    reads = (
+        IMAGE, "players.x1", "players.y1", "players.x2", "players.y2",
+        "calibration.homography", "calibration.valid", "arrays/masks", "ball.x", "ball.y",
+    )
+    writes = (
+        "players.pitch_x", "players.pitch_y", "players.on_field", "players.color_r", "players.color_g",
+        "players.color_b", "players.area", "ball.pitch_x", "ball.pitch_y",
+    )
+    version = "1"
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        super().__init__(params)
+        unknown = set(self.params) - PARAMS
+        if unknown:
+            raise ValueError(
+                f"stage_params.localization: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}"
+            )
+        self.margin = float(self.params.get("field_margin_m", 1.0))
+        self.min_mask_pixels = int(self.params.get("min_mask_pixels", 6))
+        self.mask_width = int(self.params.get("field_mask_width", 160))
+        hin = self.params.get("detection_input_height")
+        self.input_height = None if hin is None else int(hin)
+        if self.margin < 0 or self.min_mask_pixels < 1 or self.mask_width < 16:
+            raise ValueError(
+                "stage_params.localization: field_margin_m must be >= 0, min_mask_pixels >= 1, field_mask_width >= 16"
+            )
+
+    def process(self, batch: Batch) -> None:
+        out = localize_batch(
+            batch.frame, batch.image, batch.tables["players"], batch.tables["calibration"],
+            batch.arrays.get("masks"), batch.tables["ball"], margin_m=self.margin,
+            min_mask_pixels=self.min_mask_pixels, field_mask_width=self.mask_width, input_height=self.input_height,
+        )
+        players, ball = out
+        batch.put_columns("players", **players)
+        batch.put_columns("ball", **ball)
+
+
+def homographies_by_frame(frame: np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
+    """(B, 3, 3) image->pitch homographies of the batch's frames ``frame`` (B,), NaN where the calibration
+    is not valid, from the ``calibration`` rows (``homography``: 9 values or None per row; ``valid``)."""
+    out = np.full((len(frame), 3, 3), np.nan)
+    index = {int(f): i for i, f in enumerate(frame)}
+    for f, hom, ok in zip(calibration["frame"], calibration["homography"], calibration["valid"]):
+        if ok and hom is not None:
+            out[index[int(f)]] = np.asarray(hom, dtype=np.float64).reshape(3, 3)
+    return out
+
+
+def localize_batch(
+    frame: np.ndarray,
+    images: np.ndarray,
+    players: dict[str, np.ndarray],
+    calibration: dict[str, Any],
+    masks: np.ndarray | None,
+    ball: dict[str, np.ndarray] | None = None,
+    margin_m: float = 1.0,
+    min_mask_pixels: int = 6,
+    field_mask_width: int = 160,
+    input_height: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The stage's work on plain arrays: the new ``players`` columns and ``ball`` columns (row order kept).
+
+    ``frame`` (B,) sampled frames of ``images`` (B, H, W, 3) RGB; ``players`` / ``ball`` / ``calibration``:
+    column dicts as the detection and calibration stages put them; ``masks`` (B, h, w) instance ids or None.
+    """
+    from matchflow.models import localization as loc
+
+    n_frames, hgt, wid = images.shape[:3]
+    size = (wid, hgt)
+    homs = homographies_by_frame(frame, calibration)
+    index = {int(f): i for i, f in enumerate(frame)}
+    pf = np.asarray(players["frame"])
+    boxes = np.stack([np.asarray(players[k], np.float64) for k in ("x1", "y1", "x2", "y2")], axis=1).reshape(-1, 4)
+    n = len(pf)
+    pitch = np.full((n, 2), np.nan)
+    field_ok = np.zeros(n, bool)
+    calibrated = np.zeros(n, bool)
+    colors = np.zeros((n, 3), np.uint8)
+    scale = None
+    if masks is not None:
+        scale = loc.mask_working_scale(size, masks.shape[1:], input_height=input_height)
+    rows_of = _rows_by_frame(pf, index, n_frames)
+    for i in range(n_frames):
+        rows = rows_of[i]
+        if len(rows) == 0:
+            continue
+        b = boxes[rows]
+        if np.isfinite(homs[i]).all():
+            calibrated[rows] = True
+            pitch[rows] = loc.image_to_pitch(homs[i], loc.foot_points(b), size)
+        field = loc.field_mask(images[i], field_mask_width)
+        field_ok[rows] = loc.boxes_touch_field(b, field)
+        colors[rows], _ = loc.player_colors(
+            images[i], b, None if masks is None else masks[i], scale or 1.0, min_mask_pixels=min_mask_pixels,
+            grass=field.grass,
+        )
+    onf = loc.on_field(pitch, field_ok, calibrated, margin_m)
+    out_players = {
+        "pitch_x": pitch[:, 0].astype(np.float32), "pitch_y": pitch[:, 1].astype(np.float32), "on_field": onf,
+        "color_r": colors[:, 0], "color_g": colors[:, 1], "color_b": colors[:, 2], "area": loc.box_areas(boxes),
+    }
+    out_ball: dict[str, np.ndarray] = {}
+    if ball is not None:
+        bf = np.asarray(ball["frame"])
+        bp = np.full((len(bf), 2), np.nan)
+        for j, f in enumerate(bf):
+            i = index[int(f)]
+            if np.isfinite(homs[i]).all():
+                bp[j] = loc.image_to_pitch(homs[i], np.array([[ball["x"][j], ball["y"][j]]], np.float64), size)[0]
+        out_ball = {"pitch_x": bp[:, 0].astype(np.float32), "pitch_y": bp[:, 1].astype(np.float32)}
+    return out_players, out_ball
+
+
+def _rows_by_frame(row_frame: np.ndarray, index: dict[int, int], n_frames: int) -> list[np.ndarray]:
+    """Row indices of each of the batch's frames (rows of one frame are contiguous or not: both work)."""
+    pos = np.fromiter((index[int(f)] for f in row_frame), dtype=np.int64, count=len(row_frame))
+    order = np.argsort(pos, kind="stable")
+    bounds = np.searchsorted(pos[order], np.arange(n_frames + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_frames)]
