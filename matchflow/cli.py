@@ -183,7 +183,8 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
     if _cuda_missing(args.device):
         return 2
     try:
-        det = Detector(args.weights, backbone=args.backbone, device=args.device, input_height=args.input_height)
+        height = {} if args.input_height is None else {"input_height": args.input_height}
+        det = Detector(args.weights, backbone=args.backbone, device=args.device, **height)
         report = evaluate_detector(det, read_split(args.kind, args.data, args.split),
                                    progress=lambda m: print(m, file=sys.stderr, flush=True))
     except (DatasetError, WeightsLoadError, ValueError) as exc:
@@ -388,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--weights", help="detector weights (default: the shipped ones)")
     ed.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
     ed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ed.add_argument("--input-height", type=int, default=540, help="working height in pixels (default 540)")
+    ed.add_argument("--input-height", type=int, default=None,
+                    help="working height in pixels (default: the detection stage's, 720)")
     ed.add_argument("--json", help="also write the report as JSON to this file")
     ed.set_defaults(func=cmd_eval_detector)
 

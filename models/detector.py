@@ -1,7 +1,8 @@
 """The DeepSportLab detector at inference: weights, batched forward pass, decoding, native pixels.
 
-Frames of any size are resized to the working scale (height ``input_height`` pixels, 540 by default: the
-scale the shipped weights were trained at), padded to a multiple of 16, run through
+Frames of any size are resized to the working scale (height ``input_height`` pixels, 720 by default: the
+native height of SoccerNet's 720p videos, at the top of the scales the shipped weights were trained at, 432 to
+675 px; chosen on training frames, see bench/RESULTS.md "Detector working height"), padded to a multiple of 16, run through
 :class:`~matchflow.models.deepsportlab.DeepSportLabNet` in batches (bf16 on CUDA) and decoded
 (:func:`~matchflow.models.deepsportlab_decode.decode`). :meth:`Detector.detect` returns
 :class:`Detections` in the frame's native pixels (OpenCV convention); instance masks stay on the decoder's
@@ -29,7 +30,7 @@ from .weights_registry import resolve_weights
 
 __all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "working_size"]
 
-DEFAULT_INPUT_HEIGHT = 540
+DEFAULT_INPUT_HEIGHT = 720
 
 
 def working_size(width: int, height: int, input_height: int) -> tuple[float, tuple[int, int], tuple[int, int]]:

@@ -17,7 +17,6 @@ image pixels to pitch metres, 3x3 (the ``calibration.homography`` column, reshap
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -36,7 +35,6 @@ __all__ = [
     "field_mask",
     "boxes_touch_field",
     "on_field",
-    "mask_working_scale",
     "player_colors",
     "box_areas",
     "FIELD_MASK_WIDTH",
@@ -196,39 +194,6 @@ def on_field(
 
 
 # ----------------------------------------------------------------------------------------------- colour
-def mask_working_scale(
-    image_size: tuple[int, int], mask_shape: tuple[int, int], stride: int = 4, input_height: int | None = None
-) -> float:
-    """The detector's working scale (working pixels per native pixel) for an instance-mask grid of
-    ``mask_shape`` (rows, columns) on frames of ``image_size`` (width, height).
-
-    The detection stage resizes frames to ``input_height`` pixels high, pads to a multiple of 16 and decodes on
-    a stride-``stride`` grid. With ``input_height`` given it is checked against the grid; otherwise 540 (the
-    detector's default) is taken when it fits, else the middle of the input heights that fit (padding leaves a
-    range of at most 16 pixels: a scale error under 1.5% at 540)."""
-    w, h = image_size
-
-    def grid(hin: int) -> tuple[int, int]:
-        ww = max(int(round(w * hin / h)), 1)
-        return math.ceil(-(-hin // 16) * 16 / stride), math.ceil(-(-ww // 16) * 16 / stride)
-
-    shape = tuple(int(v) for v in mask_shape)
-    if input_height is not None:
-        if grid(int(input_height)) != shape:
-            raise ValueError(
-                f"instance masks of shape {shape} do not come from a detector input height of {input_height} on "
-                f"{w}x{h} frames (expected {grid(int(input_height))})"
-            )
-        return input_height / h
-    if grid(540) == shape:
-        return 540 / h
-    lo = max(16, (shape[0] - 1) * stride - 16)
-    fits = [k for k in range(lo, shape[0] * stride + 1) if grid(k) == shape]
-    if not fits:
-        raise ValueError(f"instance masks of shape {shape} do not fit frames of {w}x{h} at stride {stride}")
-    return fits[len(fits) // 2] / h
-
-
 def player_colors(
     image: np.ndarray,
     boxes: np.ndarray,

@@ -42,12 +42,24 @@ def s3_endpoint():
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    _forget_s3_clients()  # s3fs caches its filesystems: one made for an earlier server would call a dead port
     try:
         yield env["AWS_ENDPOINT_URL"]
     finally:
         server.stop()
+        _forget_s3_clients()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _forget_s3_clients() -> None:
+    """Drop the S3 filesystems s3fs and fsspec keep per process (they hold the endpoint they were made with)."""
+    from s3fs import S3FileSystem
+
+    from matchflow.storage.fs import RetryingS3FileSystem
+
+    S3FileSystem.clear_instance_cache()
+    RetryingS3FileSystem.clear_instance_cache()

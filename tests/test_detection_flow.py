@@ -80,7 +80,9 @@ def test_detection_stage_in_the_flow(corpus, tmp_path, prefect_api):
     group = zarr.open_group(str(next((out / "arrays").glob("*.zarr"))), mode="r")
     masks = group["1"]["masks"]
     assert masks.shape[0] == len(sampled)
-    assert masks.attrs["native_pixels_per_mask_pixel"] == pytest.approx(4 * 360 / 540)
+    from matchflow.models.detector import DEFAULT_INPUT_HEIGHT
+
+    assert masks.attrs["native_pixels_per_mask_pixel"] == pytest.approx(4 * 360 / DEFAULT_INPUT_HEIGHT)
     m = masks[:]
     for k in range(len(sampled)):
         ids = set(np.unique(m[k]).tolist()) - {0}

@@ -94,8 +94,7 @@ def test_colour_from_the_mask_and_from_the_box_when_the_mask_is_too_small():
     _player(img, (400, 400, 440, 520), RED)
     _player(img, (800, 400, 840, 520), (20, 40, 200))
     _player(img, (1000, 300, 1012, 330), (240, 240, 20))
-    scale = loc.mask_working_scale((W, H), (136, 240))  # the detector's 540-pixel working height, stride 4
-    assert scale == pytest.approx(0.75)
+    scale = 540 / H  # the detector's 540-pixel working height, stride 4
     masks = np.zeros((136, 240), np.int16)
 
     def cell(x: float, y: float) -> tuple[int, int]:  # native pixel -> mask cell
@@ -126,16 +125,17 @@ def test_colour_from_the_mask_and_from_the_box_when_the_mask_is_too_small():
     np.testing.assert_array_equal(c3[0], GRASS)
 
 
-def test_mask_working_scale_follows_the_detection_stage_grid():
+def test_the_mask_grid_comes_with_the_masks_from_the_detection_stage():
     from matchflow.stages.detection import DetectionStage
+    from matchflow.stages.localization import _mask_grid
     from matchflow.video import VideoInfo
 
     for (w, h), hin in (((1280, 720), 540), ((640, 360), 540), ((1920, 1080), 720), ((640, 360), 300)):
-        shape = DetectionStage({"input_height": hin}).mask_shape(VideoInfo("x", 10, 25.0, w, h))
-        assert loc.mask_working_scale((w, h), shape, input_height=hin) == pytest.approx(hin / h)
-        assert abs(loc.mask_working_scale((w, h), shape) - hin / h) <= 16 / h  # inferred from the grid
-    with pytest.raises(ValueError, match="input height of 360"):
-        loc.mask_working_scale((1280, 720), (136, 240), input_height=360)
+        attrs = DetectionStage({"input_height": hin})._mask_attrs(VideoInfo("x", 10, 25.0, w, h))
+        scale, stride = _mask_grid(attrs)
+        assert scale == pytest.approx(hin / h) and stride == 4
+    with pytest.raises(ValueError, match="working_scale"):
+        _mask_grid({})
 
 
 def test_box_areas_in_native_pixels():
@@ -150,6 +150,7 @@ def _batch(images, frames, players, calibration, masks, ball):  # noqa: ANN001, 
     b = Batch(ctx, frames, frames * 12, frames * 0.5, images)
     b.tables = {"players": players, "calibration": calibration, "ball": ball}
     b.arrays = {"masks": masks}
+    b.array_attrs = {"masks": {"working_scale": masks.shape[1] * 4 / images.shape[1], "mask_stride": 4}}
     return b
 
 

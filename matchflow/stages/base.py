@@ -57,6 +57,7 @@ class Batch:
     image: np.ndarray
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    array_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _allowed: frozenset[str] = frozenset()
     _stage: str = ""
 
@@ -91,12 +92,14 @@ class Batch:
                 raise StageContractError(f"stage {self._stage!r}: {table}.{name} has {len(values)} rows, expected {n}")
             self.tables[table][name] = values
 
-    def put_array(self, name: str, values: np.ndarray) -> None:
-        """Set a frame-aligned array for this batch (first axis: the B frames)."""
+    def put_array(self, name: str, values: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
+        """Set a frame-aligned array for this batch (first axis: the B frames); ``attrs`` tells later stages
+        how to read it (for instance the pixel scale of a mask grid), in ``array_attrs[name]``."""
         self._check(f"arrays/{name}")
         if len(values) != len(self):
             raise StageContractError(f"stage {self._stage!r}: array {name!r} has {len(values)} frames, expected {len(self)}")
         self.arrays[name] = values
+        self.array_attrs[name] = dict(attrs or {})
 
 
 class Stage(ABC):
@@ -115,8 +118,17 @@ class Stage(ABC):
     #: ``GPU: 1`` so that they run only on workers that declare it (see flows/corpus.py).
     uses_gpu: ClassVar[bool] = False
 
+    #: The parameter names ``stage_params.<name>`` may hold (None: any); others fail before any work.
+    known_params: ClassVar[frozenset[str] | None] = None
+
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         self.params = dict(params or {})
+        if self.known_params is not None:
+            unknown = set(self.params) - self.known_params
+            if unknown:
+                raise ValueError(
+                    f"stage_params.{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.known_params)}"
+                )
 
     def setup(self, device: str) -> None:
         """Load models and other per-process state (called once per worker process)."""

@@ -43,15 +43,13 @@ class CalibrationStage(Stage):
     values row-major, null when invalid), ``homography_inv``, ``score`` (0..1) and ``valid``."""
 
     name = "calibration"
+    known_params = frozenset(PARAMS)
     reads = (IMAGE,)
     writes = ("calibration.homography", "calibration.homography_inv", "calibration.score", "calibration.valid")
     version = "1"
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
-        unknown = set(self.params) - PARAMS
-        if unknown:
-            raise ValueError(f"stage_params.calibration: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}")
         self._choice = {
             "segmenter": self.params.get("segmenter", "classical"),
             "retriever": self.params.get("retriever", "chamfer"),

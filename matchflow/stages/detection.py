@@ -5,7 +5,7 @@ One DeepSportLab network (:mod:`matchflow.models.detector`) runs on the batch's 
 
 - ``weights``: detector weights file (default: the shipped, checksum-verified MobileNetV2 weights);
 - ``backbone``: ``mobilenetv2`` (default) or ``resnet50`` (with ``weights``);
-- ``input_height`` (540): working height in pixels the frames are resized to;
+- ``input_height`` (720, ``models.detector.DEFAULT_INPUT_HEIGHT``): working height in pixels the frames are resized to;
 - ``batch_size`` (4): frames per forward pass;
 - ``player_threshold`` (0.3), ``ball_threshold`` (0.3), ``keypoint_threshold`` (0.1): decoder thresholds.
 
@@ -37,6 +37,7 @@ class DetectionStage(Stage):
     """Players, ball, poses and masks from the DeepSportLab detector (see the module docstring)."""
 
     name = "detection"
+    known_params = frozenset(PARAMS)
     reads = (IMAGE,)
     writes = (
         "players.det", "players.x1", "players.y1", "players.x2", "players.y2", "players.score", "players.cls",
@@ -49,15 +50,14 @@ class DetectionStage(Stage):
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
-        unknown = set(self.params) - PARAMS
-        if unknown:
-            raise ValueError(f"stage_params.detection: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}")
         backbone = self.params.get("backbone", "mobilenetv2")
         if backbone not in ("mobilenetv2", "resnet50"):
             raise ValueError(f"stage_params.detection.backbone = {backbone!r}; expected mobilenetv2 or resnet50")
         if backbone == "resnet50" and not self.params.get("weights"):
             raise ValueError("stage_params.detection: backbone resnet50 needs `weights` (no ResNet-50 weights ship)")
-        self.input_height = int(self.params.get("input_height", 540))
+        from matchflow.models.detector import DEFAULT_INPUT_HEIGHT
+
+        self.input_height = int(self.params.get("input_height", DEFAULT_INPUT_HEIGHT))
         if self.input_height < 64:
             raise ValueError(f"stage_params.detection.input_height = {self.input_height}; expected at least 64")
         self._detector = None
@@ -96,16 +96,20 @@ class DetectionStage(Stage):
         _, _, (pw, ph) = working_size(video.width, video.height, self.input_height)
         return math.ceil(ph / _MASK_STRIDE), math.ceil(pw / _MASK_STRIDE)
 
-    def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
+    def _mask_attrs(self, video: VideoInfo) -> dict[str, Any]:
+        """How to read the masks grid: the Zarr attributes, and what later stages of a batch get with it."""
         r = self.input_height / video.height
-        return {"masks": ArraySpec(self.mask_shape(video), "int16", 0, {
+        return {
             "ids": "players.det + 1; 0 background",
             "native_pixels_per_mask_pixel": _MASK_STRIDE / r,
             "working_scale": r,
             "mask_stride": _MASK_STRIDE,
             "pixel": "mask pixel (row a, column b) is native pixel x = (4 b + 0.5) / working_scale - 0.5, "
                      "y = (4 a + 0.5) / working_scale - 0.5",
-        })}
+        }
+
+    def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
+        return {"masks": ArraySpec(self.mask_shape(video), "int16", 0, self._mask_attrs(video))}
 
     def process(self, batch: Batch) -> None:
         from matchflow.models.deepsportlab import PERSON_CLASSES
@@ -144,4 +148,4 @@ class DetectionStage(Stage):
             "ball", np.asarray(bframe, np.int32), x=np.asarray(bx, np.float32), y=np.asarray(by, np.float32),
             score=np.asarray(bs, np.float32),
         )
-        batch.put_array("masks", masks)
+        batch.put_array("masks", masks, attrs=self._mask_attrs(batch.ctx.video))

@@ -30,6 +30,7 @@ class FeaturesStage(Stage):
     """Top views -> frozen ImageNet backbone -> (T, D) float16 features; see the module docstring."""
 
     name = "features"
+    known_params = frozenset(PARAMS)
     reads = ("arrays/topview_cc",)
     writes = ("arrays/features_mobilenetv2",)
     version = "1"
@@ -37,9 +38,6 @@ class FeaturesStage(Stage):
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
-        unknown = set(self.params) - PARAMS
-        if unknown:
-            raise ValueError(f"stage_params.features: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}")
         from matchflow.models.topview_features import FEATURE_DIMS, check_feature_weights
 
         self.backbone = str(self.params.get("backbone", "mobilenetv2"))

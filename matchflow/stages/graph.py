@@ -23,15 +23,13 @@ class GraphStage(Stage):
     """Writes ``graph_edges`` (``src``, ``dst``, ``distance``) from the ``players`` positions."""
 
     name = "graph"
+    known_params = frozenset(PARAMS)
     reads = ("players.det", "players.pitch_x", "players.pitch_y", "players.on_field")
     writes = ("graph_edges.src", "graph_edges.dst", "graph_edges.distance")
     version = "1"
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
-        unknown = set(self.params) - PARAMS
-        if unknown:
-            raise ValueError(f"stage_params.graph: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}")
         self.max_distance_m = float(self.params.get("max_distance_m", 25.0))
         if not self.max_distance_m > 0:
             raise ValueError(f"stage_params.graph.max_distance_m = {self.max_distance_m}; expected > 0")

@@ -14,9 +14,10 @@ Parameters (``stage_params.localization``):
 - ``field_margin_m`` (1.0): metres beyond the touchlines and goal lines still counted as on the field;
 - ``min_mask_pixels`` (6): instance-mask pixels (detector grid, about 5x5 native pixels each at 720p) under
   which a player's colour comes from its box;
-- ``field_mask_width`` (160): width in pixels of the per-frame field mask;
-- ``detection_input_height``: the detection stage's ``input_height`` when it is not the default 540 (else
-  inferred from the mask grid's shape; see :func:`~matchflow.models.localization.mask_working_scale`).
+- ``field_mask_width`` (160): width in pixels of the per-frame field mask.
+
+The instance masks are read on the grid the stage that wrote them describes in the batch's
+``array_attrs["masks"]`` (``working_scale``, ``mask_stride``; the detection stage sets them).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import numpy as np
 
 from matchflow.stages.base import IMAGE, Batch, Stage
 
-PARAMS = {"field_margin_m", "min_mask_pixels", "field_mask_width", "detection_input_height"}
+PARAMS = {"field_margin_m", "min_mask_pixels", "field_mask_width"}
 
 
 class LocalizationStage(Stage):
     """Pitch positions, on-field flags, colours and areas of players; pitch positions of the ball."""
 
     name = "localization"
+    known_params = frozenset(PARAMS)
     reads = (
         IMAGE, "players.x1", "players.y1", "players.x2", "players.y2",
         "calibration.homography", "calibration.valid", "arrays/masks", "ball.x", "ball.y",
@@ -46,16 +48,9 @@ class LocalizationStage(Stage):
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
-        unknown = set(self.params) - PARAMS
-        if unknown:
-            raise ValueError(
-                f"stage_params.localization: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}"
-            )
         self.margin = float(self.params.get("field_margin_m", 1.0))
         self.min_mask_pixels = int(self.params.get("min_mask_pixels", 6))
         self.mask_width = int(self.params.get("field_mask_width", 160))
-        hin = self.params.get("detection_input_height")
-        self.input_height = None if hin is None else int(hin)
         if self.margin < 0 or self.min_mask_pixels < 1 or self.mask_width < 16:
             raise ValueError(
                 "stage_params.localization: field_margin_m must be >= 0, min_mask_pixels >= 1, field_mask_width >= 16"
@@ -65,11 +60,22 @@ class LocalizationStage(Stage):
         out = localize_batch(
             batch.frame, batch.image, batch.tables["players"], batch.tables["calibration"],
             batch.arrays.get("masks"), batch.tables["ball"], margin_m=self.margin,
-            min_mask_pixels=self.min_mask_pixels, field_mask_width=self.mask_width, input_height=self.input_height,
+            min_mask_pixels=self.min_mask_pixels, field_mask_width=self.mask_width,
+            mask_grid=_mask_grid(batch.array_attrs.get("masks")),
         )
         players, ball = out
         batch.put_columns("players", **players)
         batch.put_columns("ball", **ball)
+
+
+def _mask_grid(attrs: dict[str, Any] | None) -> tuple[float, int]:
+    """(working scale, stride) of the masks grid from the attributes its stage put with it."""
+    if not attrs or "working_scale" not in attrs or "mask_stride" not in attrs:
+        raise ValueError(
+            "stage 'localization': the `masks` array of the batch comes without `working_scale` and `mask_stride` "
+            "attributes (Batch.put_array(..., attrs=...)), so its pixels cannot be mapped to the frame"
+        )
+    return float(attrs["working_scale"]), int(attrs["mask_stride"])
 
 
 def homographies_by_frame(frame: np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
@@ -93,12 +99,14 @@ def localize_batch(
     margin_m: float = 1.0,
     min_mask_pixels: int = 6,
     field_mask_width: int = 160,
-    input_height: int | None = None,
+    mask_grid: tuple[float, int] = (1.0, 1),
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The stage's work on plain arrays: the new ``players`` columns and ``ball`` columns (row order kept).
 
     ``frame`` (B,) sampled frames of ``images`` (B, H, W, 3) RGB; ``players`` / ``ball`` / ``calibration``:
-    column dicts as the detection and calibration stages put them; ``masks`` (B, h, w) instance ids or None.
+    column dicts as the detection and calibration stages put them; ``masks`` (B, h, w) instance ids or None,
+    on a grid of ``mask_grid`` = (working scale, stride): mask pixel (a, b) is native pixel
+    ((stride b + 0.5) / scale - 0.5, (stride a + 0.5) / scale - 0.5).
     """
     from matchflow.models import localization as loc
 
@@ -113,9 +121,7 @@ def localize_batch(
     field_ok = np.zeros(n, bool)
     calibrated = np.zeros(n, bool)
     colors = np.zeros((n, 3), np.uint8)
-    scale = None
-    if masks is not None:
-        scale = loc.mask_working_scale(size, masks.shape[1:], input_height=input_height)
+    scale, stride = mask_grid
     rows_of = _rows_by_frame(pf, index, n_frames)
     for i in range(n_frames):
         rows = rows_of[i]
@@ -128,8 +134,8 @@ def localize_batch(
         field = loc.field_mask(images[i], field_mask_width)
         field_ok[rows] = loc.boxes_touch_field(b, field)
         colors[rows], _ = loc.player_colors(
-            images[i], b, None if masks is None else masks[i], scale or 1.0, min_mask_pixels=min_mask_pixels,
-            grass=field.grass,
+            images[i], b, None if masks is None else masks[i], scale, stride=stride,
+            min_mask_pixels=min_mask_pixels, grass=field.grass,
         )
     onf = loc.on_field(pitch, field_ok, calibrated, margin_m)
     out_players = {

@@ -59,6 +59,7 @@ class TopviewStage(Stage):
     """Top views (colour composition and binary channels) of each frame; see the module docstring."""
 
     name = "topview"
+    known_params = frozenset(PARAMS)
     reads = (
         "players.pitch_x", "players.pitch_y", "players.on_field",
         "players.color_r", "players.color_g", "players.color_b",
@@ -69,9 +70,6 @@ class TopviewStage(Stage):
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
-        unknown = set(self.params) - PARAMS
-        if unknown:
-            raise ValueError(f"stage_params.topview: unknown parameter(s) {sorted(unknown)}; known: {sorted(PARAMS)}")
         from matchflow.models.topview import LAYOUTS
 
         self.layout = str(self.params.get("layout", "ccbv"))
