@@ -12,7 +12,7 @@ graph and topview when they are registered; (3) ``matchflow report``'s code writ
 downscaled to 640 px, JPEG quality 70, with the data set credited on the page.
 
     .venv/bin/python bench/real_report.py [--images DIR] [--work DIR] [--html bench/report-real/index.html]
-                                          [--workers 1] [--memory-limit 9GiB] [--frames-per-half 8] [--skip-run]
+                                          [--workers 2] [--memory-limit auto] [--frames-per-half 8] [--skip-run]
 
 ``--work`` (default ``/tmp/matchflow-real-report``) holds the corpus and the output root; ``--skip-run`` only
 rewrites the page from an earlier run there. Takes a few minutes of CPU (calibration is 1 to 2.5 s per frame).
@@ -68,8 +68,8 @@ def main() -> int:
     ap.add_argument("--images", default=str(DEFAULT_IMAGES))
     ap.add_argument("--work", default="/tmp/matchflow-real-report")
     ap.add_argument("--html", default=str(HERE / "report-real" / "index.html"))
-    ap.add_argument("--workers", type=int, default=1, help="Dask workers (default 1: a 1080p worker needs several GiB)")
-    ap.add_argument("--memory-limit", default="9GiB", help="memory limit per worker (default 9GiB)")
+    ap.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
+    ap.add_argument("--memory-limit", default="auto", help="memory limit per worker (default auto: memory / workers)")
     ap.add_argument("--frames-per-half", type=int, default=8)
     ap.add_argument("--skip-run", action="store_true", help="only rewrite the page from the run under --work")
     args = ap.parse_args()

@@ -18,7 +18,7 @@ __all__ = ["REGISTRY", "shipped_path", "resolve_weights", "PACKAGED", "packaged_
 REGISTRY: dict[str, tuple[str, str]] = {
     "deepsportlab_mobilenetv2": (
         "deepsportlab/deepsportlab_mobilenetv2.pt",
-        "fadc1499fe77b79b9d70867e07cd5c5579364f495a2a85ca224fc4c171bba102",
+        "a1f0d339efb17abe49223cd67cbdd17a943d946d7d78a941a5ce8204327b4f23",
     ),
 }
 
