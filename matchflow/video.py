@@ -31,6 +31,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -509,38 +510,66 @@ def iter_frames(
         if idx[-1] >= n:
             raise VideoError(f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})")
         sequential = _SequentialReader(vr) if facts.leading_frames else None
+        keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
         if sequential is not None and idx[0] > 0:
             _log.warning("%s: open-GOP stream, decoding from its start to frame %d (no seeking)", path, idx[0])
-        for start in range(0, idx.size, batch_frames):
-            batch = idx[start:start + batch_frames]
-            span = f"frames {int(batch[0])}..{int(batch[-1])}"
-            try:
-                if sequential:
-                    frames = sequential.read(batch)
-                else:
-                    frames = _as_numpy(vr.get_batch(batch))
-                    _stop_read_ahead(vr)
-            except Exception as exc:
-                raise VideoError(f"{path}: cannot decode {span}: {_problem(exc, errors)}") from exc
-            if errors:
-                raise VideoError(f"{path}: corrupt data while decoding {span}: {'; '.join(dict.fromkeys(errors))}")
-            if frames.shape[0] != batch.size:
-                raise VideoError(f"{path}: the decoder returned {frames.shape[0]} frames for {batch.size} asked")
-            yield batch, frames
-            del frames
+        consumer_s: float | None = None  # how long the caller kept the previous batch (unknown at first)
+        try:
+            for start in range(0, idx.size, batch_frames):
+                batch = idx[start:start + batch_frames]
+                span = f"frames {int(batch[0])}..{int(batch[-1])}"
+                try:
+                    if sequential:
+                        frames = sequential.read(batch)
+                    else:
+                        t0 = time.perf_counter()
+                        frames = _as_numpy(vr.get_batch(batch))
+                        rate = (int(batch[-1]) - int(batch[0]) + 1) / max(time.perf_counter() - t0, 1e-6)
+                        nxt = start + batch_frames
+                        if nxt >= idx.size or not _read_ahead_fits(rate, consumer_s, frames[0].nbytes):
+                            _stop_read_ahead(vr, keys, int(idx[nxt]) if nxt < idx.size else 0)
+                except Exception as exc:
+                    raise VideoError(f"{path}: cannot decode {span}: {_problem(exc, errors)}") from exc
+                if errors:
+                    raise VideoError(f"{path}: corrupt data while decoding {span}: {'; '.join(dict.fromkeys(errors))}")
+                if frames.shape[0] != batch.size:
+                    raise VideoError(f"{path}: the decoder returned {frames.shape[0]} frames for {batch.size} asked")
+                t1 = time.perf_counter()
+                yield batch, frames
+                consumer_s = time.perf_counter() - t1
+                del frames
+        finally:
+            if sequential is None:  # a caller that stops early leaves no decoder running in the cached reader
+                with contextlib.suppress(Exception):
+                    _stop_read_ahead(vr, keys, 0)
 
 
-def _stop_read_ahead(vr: decord.VideoReader) -> None:
+#: Memory decord's read-ahead may fill while the caller works on a batch before iter_frames stops it.
+READ_AHEAD_BYTES = 256 * 2**20
+
+
+def _read_ahead_fits(rate: float, consumer_s: float | None, frame_bytes: int) -> bool:
+    """Whether decord may go on decoding in the background while the caller works on this batch: only when
+    the caller's time on the previous batch (``consumer_s``) at the decoder's ``rate`` (frames/s) fills less
+    than :data:`READ_AHEAD_BYTES` of frames. Slow stages (seconds per batch) stop it after every read; a fast
+    caller keeps decoding overlapped with its work and pays no re-decoding of long GOPs."""
+    return consumer_s is not None and rate * consumer_s * frame_bytes <= READ_AHEAD_BYTES
+
+
+def _stop_read_ahead(vr: decord.VideoReader, keys: np.ndarray, next_index: int) -> None:
     """Stop decord's background decoder after a read.
 
     Once a frame has been asked, decord 0.6's CPU reader goes on decoding the rest of the video into
     memory in a background thread while the caller works (dmlc/decord#197, #208): a whole 1080p
-    video in seconds, unbounded for a 45-minute half. Seeking to frame 0, a key frame, drops its
-    queues and stops it (a few milliseconds); the next ``get_batch`` seeks where it needs anyway.
+    video in seconds, unbounded for a 45-minute half. A seek drops its queues and stops it (a few
+    milliseconds) without decoding anything. It goes to the key frame (of ``keys``, decord's key frame
+    positions) at or before the next batch's first frame ``next_index``: where that batch starts
+    decoding anyway, so a long GOP is not decoded twice.
     The sequential reader of open-GOP streams cannot do this (it must not seek): there the
     read-ahead is bounded only by the end of the video.
     """
-    vr.seek(0)
+    i = int(np.searchsorted(keys, next_index, side="right")) - 1
+    vr.seek(int(keys[i]) if i >= 0 else 0)
 
 
 class _Held:
