@@ -24,7 +24,8 @@ Memory. Each worker of a cluster the run starts has a memory limit (``memory_lim
 memory divided by the workers). Its nanny restarts a worker whose process goes above 95% of it
 (``distributed.worker.memory.terminate``), so a runaway chunk costs a worker restart, not a swapping machine:
 the chunk is tried again on a fresh worker, and after ``retries`` restarts its game fails with an error saying
-that the worker exceeded its memory limit (the other games go on).
+that the worker exceeded its memory limit (the other games go on). Dask counts every task assigned to a dying
+worker, also one only waiting in its queue, so a chunk queued behind a runaway one can fail with it.
 
 Concurrent runs on one output root. Each game is processed under a per-game lock (storage/lock.py): the
 run that takes a game's lock first processes it; another run meanwhile works on the other games, then

@@ -177,29 +177,32 @@ def test_gpu_stage_chunks_run_only_on_the_gpu_worker(prefect_api, tmp_path):
 @pytest.mark.e2e
 def test_chunk_over_the_memory_limit_fails_its_game_not_the_run(prefect_api, tmp_path):
     corpus = tmp_path / "corpus"
-    (corpus / "mem/big").mkdir(parents=True)
-    (corpus / "mem/small").mkdir(parents=True)
+    # The small game is listed (so submitted) first and runs on a worker of its own. Dask counts a task as having
+    # died with a worker even when it only waited in that worker's queue, so a chunk queued behind the runaway one
+    # would share its fate (see the note on memory limits in flows/corpus.py).
+    (corpus / "mem/b-big").mkdir(parents=True)
+    (corpus / "mem/a-small").mkdir(parents=True)
     # every frame sampled, 256 frames per batch: 250 x 1920x1080x3 = 1.56 GB of frames for the big game's batch,
     # 22 MB for the small one's; a worker holds about 220 MB after its start and about 550 MB once it has run
     # a Prefect task; it is restarted above 95% of 1 GiB
-    write_test_video(corpus / "mem/big" / "1_720p.mp4", 10.0, size=(1920, 1080))  # 250 frames: one chunk
-    write_test_video(corpus / "mem/small" / "1_720p.mp4", 5.0, size=(320, 180))  # one chunk
+    write_test_video(corpus / "mem/b-big" / "1_720p.mp4", 10.0, size=(1920, 1080))  # 250 frames: one chunk
+    write_test_video(corpus / "mem/a-small" / "1_720p.mp4", 5.0, size=(320, 180))  # one chunk
     cfg = PipelineConfig(workers=2, memory_limit="1GiB", fps=25, chunk_frames=256, batch_frames=256, retries=1)
     t0 = time.perf_counter()
     summary = run_corpus(str(corpus), str(tmp_path / "out"), cfg)
     elapsed = time.perf_counter() - t0
     print(f"\nmemory-limit run: {elapsed:.1f} s; failed: {summary.failed}")
 
-    assert summary.committed == ["mem/small"]
-    assert list(summary.failed) == ["mem/big"]
-    errors = " ".join(summary.failed["mem/big"])
+    assert summary.committed == ["mem/a-small"]
+    assert list(summary.failed) == ["mem/b-big"]
+    errors = " ".join(summary.failed["mem/b-big"])
     assert "exceeded its memory limit" in errors and "1GiB" in errors and "KilledWorker" in errors
     assert "tried 2 time(s)" in errors  # retries=1: the chunk ran on 2 workers, both restarted
-    manifest = json.loads((tmp_path / "out" / "manifests" / f"{game_id('mem/big')}.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "manifests" / f"{game_id('mem/b-big')}.json").read_text())
     assert manifest["status"] == "failed" and "exceeded its memory limit" in " ".join(manifest["errors"])
     con = connect(str(tmp_path / "out"))
     assert con.execute("SELECT game, count(*) FROM frames GROUP BY game").fetchall() == [
-        ("mem/small", len(sample_indices(125, 25.0, 25.0)))
+        ("mem/a-small", len(sample_indices(125, 25.0, 25.0)))
     ]
 
 
