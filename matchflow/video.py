@@ -513,7 +513,8 @@ def iter_frames(
         keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
         if sequential is not None and idx[0] > 0:
             _log.warning("%s: open-GOP stream, decoding from its start to frame %d (no seeking)", path, idx[0])
-        consumer_s: float | None = None  # how long the caller kept the previous batch (unknown at first)
+        guard = None if sequential else _ReadAheadGuard(vr, keys)
+        rate = 0.0  # the decoder's frames/s, measured on batches that started cold (no read-ahead)
         try:
             for start in range(0, idx.size, batch_frames):
                 batch = idx[start:start + batch_frames]
@@ -522,38 +523,72 @@ def iter_frames(
                     if sequential:
                         frames = sequential.read(batch)
                     else:
+                        cold = start == 0 or guard.disarm()
                         t0 = time.perf_counter()
                         frames = _as_numpy(vr.get_batch(batch))
-                        rate = (int(batch[-1]) - int(batch[0]) + 1) / max(time.perf_counter() - t0, 1e-6)
+                        if cold:
+                            rate = max(rate, (int(batch[-1]) - int(batch[0]) + 1) / max(time.perf_counter() - t0, 1e-6))
                         nxt = start + batch_frames
-                        if nxt >= idx.size or not _read_ahead_fits(rate, consumer_s, frames[0].nbytes):
-                            _stop_read_ahead(vr, keys, int(idx[nxt]) if nxt < idx.size else 0)
+                        if nxt >= idx.size:
+                            _stop_read_ahead(vr, keys, 0)  # nothing more to read: stop now
+                        else:
+                            guard.arm(READ_AHEAD_BYTES / (rate * frames[0].nbytes), int(idx[nxt]))
                 except Exception as exc:
                     raise VideoError(f"{path}: cannot decode {span}: {_problem(exc, errors)}") from exc
                 if errors:
                     raise VideoError(f"{path}: corrupt data while decoding {span}: {'; '.join(dict.fromkeys(errors))}")
                 if frames.shape[0] != batch.size:
                     raise VideoError(f"{path}: the decoder returned {frames.shape[0]} frames for {batch.size} asked")
-                t1 = time.perf_counter()
                 yield batch, frames
-                consumer_s = time.perf_counter() - t1
                 del frames
         finally:
-            if sequential is None:  # a caller that stops early leaves no decoder running in the cached reader
+            if guard is not None:  # a caller that stops early leaves no decoder running in the cached reader
+                guard.disarm()
                 with contextlib.suppress(Exception):
                     _stop_read_ahead(vr, keys, 0)
 
 
 #: Memory decord's read-ahead may fill while the caller works on a batch before iter_frames stops it.
-READ_AHEAD_BYTES = 256 * 2**20
+READ_AHEAD_BYTES = 64 * 2**20
 
 
-def _read_ahead_fits(rate: float, consumer_s: float | None, frame_bytes: int) -> bool:
-    """Whether decord may go on decoding in the background while the caller works on this batch: only when
-    the caller's time on the previous batch (``consumer_s``) at the decoder's ``rate`` (frames/s) fills less
-    than :data:`READ_AHEAD_BYTES` of frames. Slow stages (seconds per batch) stop it after every read; a fast
-    caller keeps decoding overlapped with its work and pays no re-decoding of long GOPs."""
-    return consumer_s is not None and rate * consumer_s * frame_bytes <= READ_AHEAD_BYTES
+class _ReadAheadGuard:
+    """Bounds decord's background decoding while the caller holds a batch.
+
+    After a read decord goes on decoding ahead (see :func:`_stop_read_ahead`). That overlaps decoding with a
+    fast caller's work and is kept; a caller still busy once the decoder could have filled
+    :data:`READ_AHEAD_BYTES` (seconds-per-batch stages) gets it stopped by a timer thread, so memory stays
+    bounded whatever the caller's speed and fast callers never pay for a stop (re-decoding from a key frame).
+    The reader is touched by the timer only while the generator is suspended; :meth:`disarm` waits for it.
+    """
+
+    def __init__(self, vr: decord.VideoReader, keys: np.ndarray) -> None:
+        self._vr, self._keys = vr, keys
+        self._timer: threading.Timer | None = None
+        self._stopped = False
+
+    def arm(self, delay_s: float, next_index: int) -> None:
+        """Stop the read-ahead in ``delay_s`` seconds unless :meth:`disarm` comes first."""
+        self._stopped = False
+        self._timer = threading.Timer(delay_s, self._stop, args=(next_index,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> bool:
+        """Cancel the timer (waiting for a stop under way); True when the read-ahead was stopped."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+            self._timer = None
+        stopped, self._stopped = self._stopped, False
+        return stopped
+
+    def _stop(self, next_index: int) -> None:
+        try:
+            _stop_read_ahead(self._vr, self._keys, next_index)
+        except Exception:  # the next get_batch reports a broken reader with the file's name
+            _log.debug("stopping the read-ahead failed", exc_info=True)
+        self._stopped = True
 
 
 def _stop_read_ahead(vr: decord.VideoReader, keys: np.ndarray, next_index: int) -> None:
