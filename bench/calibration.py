@@ -15,13 +15,12 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results import machine_description, update_section  # noqa: E402
+from common import header, publish, work_folder  # noqa: E402
 
 
 def main() -> None:
@@ -33,8 +32,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", help="folder to keep the corpus and output in (the corpus is reused when present)")
     args = ap.parse_args()
-    tmp = tempfile.TemporaryDirectory(prefix="matchflow-calib-")
-    base = Path(args.keep or tmp.name)
+    tmp, base = work_folder(args.keep, "matchflow-calib-")
     corpus, out = base / "corpus", base / "out"
     mf = [sys.executable, "-m", "matchflow.cli"]
     if not corpus.exists():
@@ -60,8 +58,7 @@ def main() -> None:
     cmd = (f".venv/bin/python bench/calibration.py --games {args.games} --seconds {args.seconds:g} "
            f"--cutaways {args.cutaways:g} --workers {args.workers}")
     body = "\n".join([
-        f"Command: `{cmd}`  ",
-        f"Machine: {machine_description()}  ",
+        *header(cmd),
         f"Corpus: `matchflow synth --cameras heldout --cutaways {args.cutaways:g} --seed {args.seed}`: {args.games} "
         f"games x 1 half x {args.seconds:g} s, 1280x720, main cameras from the prior's held-out split (none built "
         "the dictionary); stages frames + calibration, default parameters (classical segmentation, chamfer "
@@ -78,8 +75,7 @@ def main() -> None:
         f"Speed: calibration stage {seconds:.1f} s of worker time for {frames} frames "
         f"(**{frames / max(seconds, 1e-9):.2f} frames/s per core**); {run_line}",
     ])
-    update_section("Calibration", body)
-    print(body)
+    publish("Calibration", body)
     tmp.cleanup()
 
 

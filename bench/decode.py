@@ -23,7 +23,6 @@ interleaved (the machine may be shared); best and median throughputs are reporte
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys
@@ -39,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from results import machine_description, update_section  # noqa: E402
+from common import load_average, machine_with_load, update_section  # noqa: E402
 
 from matchflow.video import DEFAULT_BATCH_FRAMES, iter_frames, sample_indices  # noqa: E402
 from tests.videos import write_test_video  # noqa: E402
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python bench/decode.py", *map(shlex.quote, given)])
 
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -194,14 +193,14 @@ def main(argv: list[str] | None = None) -> None:
         for clip in clips:
             print(f"{clip}:", flush=True)
             results.append(measure(clip, args.rounds))
-    load_after = os.getloadavg()[0]
+    load_after = load_average()
 
     text = table(results)
     print("\n" + text)
     clips_text = "given with --video" if args.video else SYNTHETIC.format(seconds=args.seconds)
     body = f"""Command: `{command}` (from the repository root, with `.venv/bin/python`).
 
-Machine: {machine_description()}; 1-minute load average {load_before:.1f} before and {load_after:.1f} after
+{machine_with_load(load_before, load_after)}
 the run (other jobs shared the cores: figures vary by 20-30% from round to round).
 
 Clips: {clips_text}.

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from results import machine_description, update_section  # noqa: E402
+from common import invocation, machine_description, publish, timed_rounds  # noqa: E402
 
 
 def _frames(n: int, source: str | None) -> np.ndarray:
@@ -62,17 +60,8 @@ def main() -> int:
     det = Detector(args.weights, device=args.device, batch_size=args.batch)
     frames = _frames(args.batch, args.frames_from)
     det.detect(frames)  # warm-up
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-    times = []
-    people = []
-    for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        out = det.detect(frames)
-        if args.device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-        people.append(sum(len(d.scores) for d in out))
+    times, _, out = timed_rounds(lambda: det.detect(frames), args.rounds, args.device)
+    people = sum(len(d.scores) for d in out)
     med = statistics.median(times)
     fps = len(frames) / med
     cores = args.threads if args.device == "cpu" else None
@@ -86,16 +75,14 @@ def main() -> int:
     ]
     body = "\n".join([
         f"Machine: {machine_description()}; torch threads: {args.threads}.",
-        f"Command: `.venv/bin/python bench/{Path(__file__).name} {shlex.join(sys.argv[1:])}`".replace(" `", " `", 1),
-        f"Weights: `{det.weights_path.name}` (sha256 {det.sha256[:16]}...); people found per batch: {people[-1]}; "
+        f"Command: `{invocation(__file__)}`",
+        f"Weights: `{det.weights_path.name}` (sha256 {det.sha256[:16]}...); people found per batch: {people}; "
         f"{args.rounds} timed rounds after one warm-up, median. Times include resizing, the forward pass and "
         "the decoders (fusion, centres, masks, keypoints).",
         "",
         *rows,
     ])
-    print(body)
-    if not args.no_write:
-        update_section(f"Detector speed ({args.device})", body)
+    publish(f"Detector speed ({args.device})", body, write=not args.no_write)
     sys.stdout.flush()
     os._exit(0)
 

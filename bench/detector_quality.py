@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from results import machine_description, update_section  # noqa: E402
+from common import invocation, machine_description, publish  # noqa: E402
 
 
 def _f(v: float | None, digits: int = 3) -> str:
@@ -63,7 +62,7 @@ def main() -> int:
         )
     body = "\n".join([
         f"Machine: {machine_description()}.",
-        f"Command: `.venv/bin/python bench/{Path(__file__).name} {shlex.join(sys.argv[1:])}`",
+        f"Command: `{invocation(__file__)}`",
         f"Weights: `{det.weights_path.name}` (sha256 `{det.sha256}`), input height {det.input_height} px.",
         "",
         "Targets: soccer box AP50 of people >= 0.85 and ball bDQ >= 0.6; basketball box AP50 >= 0.80. "
@@ -72,9 +71,7 @@ def main() -> int:
         "",
         *rows,
     ])
-    print(body)
-    if not args.no_write:
-        update_section("Detector quality", body)
+    publish("Detector quality", body, write=not args.no_write)
     sys.stdout.flush()
     os._exit(0)
 

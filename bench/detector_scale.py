@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from results import machine_description, update_section  # noqa: E402
+from common import invocation, machine_description, update_section  # noqa: E402
 
 
 def main() -> None:
@@ -54,7 +53,7 @@ def main() -> None:
     table += [f"| {h}{' (default)' if h == DEFAULT_INPUT_HEIGHT else ''} | {a:.3f} | {c:.3f} | {b:.3f} | {f:.2f} |"
               for h, a, c, b, f in rows]
     body = "\n".join([
-        f"Command: `.venv/bin/python bench/{Path(__file__).name} {shlex.join(sys.argv[1:])}`",
+        f"Command: `{invocation(__file__)}`",
         f"Machine: {machine_description()}.",
         "",
         f"{len(samples)} frames of the soccer **train** split (every {args.every}th, 1920x1080), shipped weights. "

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -38,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from results import machine_description, update_section  # noqa: E402
+from common import header, load_average, publish, timed_rounds, work_folder  # noqa: E402
 
 
 ERRORS = ("pipeline", "gt_homography", "gt_boxes", "calibration_shift", "on_field_matched")
@@ -137,17 +134,16 @@ def time_localization(halves: list[dict], rounds: int) -> tuple[float, float, in
     from matchflow.stages.localization import localize_batch
 
     frames = sum(h["frames"] for h in halves)
-    cpu, wall = [], []
-    for _ in range(rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
+
+    def work() -> None:
         for h in halves:
             for b in h["batches"]:
                 players, _ = localize_batch(b.frame, b.image, b.tables["players"], b.tables["calibration"],
                                             b.arrays.get("masks"), b.tables["ball"])
                 xy = np.stack([players["pitch_x"], players["pitch_y"]], axis=1)
                 graph_edges(b.tables["players"]["frame"], b.tables["players"]["det"], xy, players["on_field"])
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - t0)
+
+    wall, cpu, _ = timed_rounds(work, rounds)
     return statistics.median(cpu), statistics.median(wall), frames
 
 
@@ -175,8 +171,7 @@ def main() -> None:
     from matchflow.stages.localization import LocalizationStage
     from matchflow.synth import synthesize_corpus
 
-    tmp = tempfile.TemporaryDirectory(prefix="matchflow-loc-")
-    base = Path(args.keep or tmp.name)
+    tmp, base = work_folder(args.keep, "matchflow-loc-")
     corpus = base / "corpus"
     if corpus.exists():
         folders = sorted(p.parent for p in corpus.rglob("game.json"))
@@ -205,7 +200,7 @@ def main() -> None:
         for k in counts:
             counts[k] += e["counts"][k]
     secs, wall, frames = time_localization(halves, args.rounds)
-    load = os.getloadavg()[0]
+    load = load_average()
     fig = {
         "median_error_m": _q(errs["pipeline"], 0.5), "p90_error_m": _q(errs["pipeline"], 0.9),
         "median_error_gt_homography_m": _q(errs["gt_homography"], 0.5),
@@ -234,8 +229,7 @@ def main() -> None:
                    "truth puts the player.")
     cmd = f".venv/bin/python bench/localization.py --games {args.games} --seconds {args.seconds:g} --seed {args.seed}"
     body = "\n".join([
-        f"Command: `{cmd}`  ",
-        f"Machine: {machine_description()}; torch and OpenCV on 1 thread  ",
+        *header(cmd, "; torch and OpenCV on 1 thread"),
         f"Corpus: `synthesize_corpus(cameras=\"heldout\", seed={args.seed})`: {args.games} games x 1 half x "
         f"{args.seconds:g} s, 1280x720, 2 fps samples ({counts['frames']} frames, {counts['valid_frames']} with a "
         "valid calibration); stages calibration, detection, localization, graph with default parameters.",
@@ -270,11 +264,9 @@ def main() -> None:
         "(other jobs shared the cores).",
     ])
     print(json.dumps(fig, indent=1))
-    print(body)
     if args.json:
         Path(args.json).write_text(json.dumps({"command": cmd, **fig}, indent=1))
-    if not args.no_record:
-        update_section("Player localization", body)
+    publish("Player localization", body, write=not args.no_record)
     tmp.cleanup()
 
 

@@ -20,14 +20,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results import machine_description, update_section  # noqa: E402
+from common import header, publish, synthesized_corpus, work_folder  # noqa: E402
 
 from matchflow.config import PipelineConfig  # noqa: E402
 from matchflow.games import prepare_game  # noqa: E402
@@ -90,14 +89,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians")
     ap.add_argument("--keep", help="folder to keep the corpus in (reused when present)")
     args = ap.parse_args()
-    from matchflow.synth import synthesize_corpus
-
-    tmp = tempfile.TemporaryDirectory(prefix="matchflow-bench-")
-    base = Path(args.keep or tmp.name)
-    corpus = base / "corpus"
-    if not corpus.exists():
-        print(f"synthesizing {args.games} games x 2 halves x {args.seconds:g} s into {corpus}", flush=True)
-        synthesize_corpus(corpus, games=args.games, halves=2, seconds=args.seconds, seed=1)
+    tmp, base = work_folder(args.keep, "matchflow-bench-")
+    corpus = synthesized_corpus(base / "corpus", args.games, args.seconds, seed=1)
     cfg = PipelineConfig()
     rounds: list[dict[str, float]] = []
     frames = 0
@@ -121,8 +114,7 @@ def main() -> None:
         for i, x in enumerate(rounds)
     ]
     body = "\n".join([
-        f"Command: `{cmd}`  ",
-        f"Machine: {machine_description()}  ",
+        *header(cmd),
         f"Corpus: {args.games} games x 2 halves x {args.seconds:g} s, 1280x720 H.264 25 fps (matchflow synth), "
         f"sampled at 2 fps: {frames} frames; default configuration (stages: frames; chunk 256, batch 16).",
         "",
@@ -149,8 +141,7 @@ def main() -> None:
         f"Speed-up 2 workers over 1 (median of rounds): **{speedup:.2f}x** (target >= 1.7x); 2 plain processes "
         f"over 1 without any orchestration: {ceiling:.2f}x.",
     ])
-    update_section("Orchestration overhead", body)
-    print(body)
+    publish("Orchestration overhead", body)
     tmp.cleanup()
 
 

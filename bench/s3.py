@@ -14,35 +14,16 @@ round, median over rounds. The moto server runs in the flow's process and shares
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results import machine_description, update_section  # noqa: E402
-
-
-def start_moto() -> tuple[object, str]:
-    """A moto S3 server on a free loopback port; the AWS variables of this process (and its children) point at it."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1")
-    return server, url
+from common import header, publish, synthesized_corpus, work_folder  # noqa: E402
 
 
 def main() -> None:
@@ -59,19 +40,14 @@ def main() -> None:
     from matchflow.config import PipelineConfig
     from matchflow.flows.corpus import run_corpus
     from matchflow.prefect_env import local_api
-    from matchflow.synth import synthesize_corpus
+    from matchflow.storage.local_s3 import loopback_s3_env
 
-    tmp = tempfile.TemporaryDirectory(prefix="matchflow-s3-bench-")
-    base = Path(args.keep or tmp.name)
-    corpus = base / "corpus"
-    if not corpus.exists():
-        print(f"synthesizing {args.games} games x 2 halves x {args.seconds:g} s into {corpus}", flush=True)
-        synthesize_corpus(corpus, games=args.games, halves=2, seconds=args.seconds, seed=11)
+    tmp, base = work_folder(args.keep, "matchflow-s3-bench-")
+    corpus = synthesized_corpus(base / "corpus", args.games, args.seconds, seed=11)
     videos = sorted(p for p in corpus.rglob("*.mp4"))
     size = sum(p.stat().st_size for p in videos)
 
-    server, url = start_moto()
-    try:
+    with loopback_s3_env():
         fs = s3fs.S3FileSystem()
         fs.mkdir("bench-corpus")
         fs.mkdir("bench-out")
@@ -95,16 +71,13 @@ def main() -> None:
                       f"s3 {row['s3_fps']:.1f} frames/s ({s3.seconds:.1f} s), ratio {row['ratio']:.2f}", flush=True)
         fs.invalidate_cache()
         written = fs.du("bench-out/run-0", total=True)
-    finally:
-        server.stop()
 
     med = {k: statistics.median(x[k] for x in rounds) for k in ("local_s", "s3_s", "local_fps", "s3_fps", "ratio")}
     frames = rounds[0]["frames"]
     cmd = (f".venv/bin/python bench/s3.py --games {args.games} --seconds {args.seconds:g} --rounds {args.rounds} "
            f"--workers {args.workers}")
     body = "\n".join([
-        f"Command: `{cmd}`  ",
-        f"Machine: {machine_description()}  ",
+        *header(cmd),
         f"Corpus: {args.games} games x 2 halves x {args.seconds:g} s, 1280x720 H.264 25 fps (matchflow synth), "
         f"{size / 2**20:.1f} MiB of video, sampled at 2 fps: {frames} frames. Same configuration both ways: stages "
         f"frames only, {args.workers} workers, chunk 256, batch 16. S3: a moto server (`ThreadedMotoServer`) on "
@@ -121,8 +94,7 @@ def main() -> None:
         "Flow body seconds (cluster start-up excluded). s3 -> s3 reads every video through s3fs (decord on a file "
         "object) and writes Parquet parts, Zarr groups, locks and manifests to S3; moto shares the cores.",
     ])
-    update_section("S3 throughput", body)
-    print(body)
+    publish("S3 throughput", body)
     if not args.keep:
         tmp.cleanup()
 

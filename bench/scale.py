@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results import machine_description, update_section  # noqa: E402
+from common import header, publish, work_folder  # noqa: E402
 
 
 class PeakRSS:
@@ -126,8 +125,7 @@ def main() -> None:
 
     from matchflow.synth import synthesize_corpus
 
-    tmp = tempfile.TemporaryDirectory(prefix="matchflow-scale-")
-    base = Path(args.keep or tmp.name)
+    tmp, base = work_folder(args.keep, "matchflow-scale-")
     seed_dir = base / "seed"
     if not seed_dir.exists():
         synthesize_corpus(seed_dir, games=1, halves=1, seconds=args.seconds, seed=3, width=args.width,
@@ -160,8 +158,7 @@ def main() -> None:
         for r in rows
     ]
     body = "\n".join([
-        f"Command: `{cmd}`  ",
-        f"Machine: {machine_description()}  ",
+        *header(cmd),
         f"Corpus: one synthesized game (1 half, {args.seconds:g} s, {args.width}x{args.height} H.264 25 fps, "
         f"`{seed_video.name}`) hard-linked into N game folders; stages: frames; default configuration otherwise "
         f"(2 fps: one chunk per game); LocalCluster of {args.workers} workers; `--force`.",
@@ -179,8 +176,7 @@ def main() -> None:
         "per-game figures of small N are upper bounds. The flow process holds the Dask scheduler of the "
         "LocalCluster; RSS sampled every 50 ms.",
     ])
-    update_section("Scale", body)
-    print(body)
+    publish("Scale", body)
     if not args.keep:
         tmp.cleanup()
 

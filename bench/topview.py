@@ -19,12 +19,9 @@ section of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from results import machine_description, update_section  # noqa: E402
+from common import invocation, load_average, machine_with_load, publish, timed_rounds  # noqa: E402
 
 SIZE = (1280, 720)
 
@@ -78,13 +75,14 @@ def bench_render(inputs, rounds: int) -> dict[str, float]:
     r = renderer("ccbv")
     cc = np.empty((224, 224, 3), np.uint8)
     bc = np.empty((3, 224, 224), np.uint8)
-    per_frame, cpu_frame = [], []
-    for _ in range(rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
+
+    def render_all() -> None:
         for h, pos, col, on in inputs:
             r.render(h, SIZE, pos[on], col[on], out_cc=cc, out_bc=bc)
-        per_frame.append((time.perf_counter() - t0) / len(inputs))
-        cpu_frame.append((time.process_time() - c0) / len(inputs))
+
+    wall, cpu, _ = timed_rounds(render_all, rounds)
+    per_frame = [s / len(inputs) for s in wall]
+    cpu_frame = [s / len(inputs) for s in cpu]
 
     stage = TopviewStage()
     ctx = HalfContext("g", "g", 1, VideoInfo("x.mp4", 10**6, 25.0, *SIZE), 2.0)
@@ -105,13 +103,14 @@ def bench_render(inputs, rounds: int) -> dict[str, float]:
                                "color_r": col[:, 0], "color_g": col[:, 1], "color_b": col[:, 2]}
         b._allowed = frozenset(stage.writes)
         batches.append(b)
-    per_frame_stage, cpu_stage = [], []
-    for _ in range(rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
+
+    def process_all() -> None:
         for b in batches:
             stage.process(b)
-        per_frame_stage.append((time.perf_counter() - t0) / (16 * len(batches)))
-        cpu_stage.append((time.process_time() - c0) / (16 * len(batches)))
+
+    wall, cpu, _ = timed_rounds(process_all, rounds)
+    per_frame_stage = [s / (16 * len(batches)) for s in wall]
+    cpu_stage = [s / (16 * len(batches)) for s in cpu]
     med = statistics.median
     return {"render": med(per_frame), "stage": med(per_frame_stage), "render_cpu": med(cpu_frame),
             "stage_cpu": med(cpu_stage)}
@@ -132,17 +131,9 @@ def bench_features(backbone: str, views: np.ndarray, device: str, batch: int, ro
             note = "random weights (speed only)"
         fe = FeatureExtractor(backbone, weights, device=device, batch_size=batch)
     fe(views[:batch])  # warm-up
-    times, cpu = [], []
-    for _ in range(rounds):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0, c0 = time.perf_counter(), time.process_time()
-        fe(views)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / len(views))
-        cpu.append((time.process_time() - c0) / len(views))
-    return statistics.median(times), statistics.median(cpu), note
+    wall, cpu, _ = timed_rounds(lambda: fe(views), rounds, device)
+    return (statistics.median([s / len(views) for s in wall]), statistics.median([s / len(views) for s in cpu]),
+            note)
 
 
 def main() -> int:
@@ -164,7 +155,7 @@ def main() -> int:
     torch.set_num_threads(1)
     from matchflow.models.topview import renderer
 
-    load0 = os.getloadavg()[0]
+    load0 = load_average()
     inputs = _inputs(args.frames)
     t = bench_render(inputs, args.rounds)
     r = renderer("ccbv")
@@ -172,7 +163,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     feats = {b: bench_features(b, views, args.device, args.batch, args.feature_rounds)
              for b in args.backbones.split(",") if b}
-    load1 = os.getloadavg()[0]
+    load1 = load_average()
     dev = "CPU fp32" if args.device == "cpu" else torch.cuda.get_device_name(0) + " (bf16 autocast)"
     rows = [
         "| what | wall ms / frame | CPU ms / frame | frames / s per core (from CPU time) | frames / s (wall) |",
@@ -188,8 +179,8 @@ def main() -> int:
         rows.append(f"| features `{b}` on {dev}, batch {args.batch}, {threads} ({note}) | {sec * 1e3:.2f} | "
                     f"{cpu * 1e3:.2f} | {per} | {1 / sec:.1f} |")
     body = "\n".join([
-        f"Command: `{' '.join(['.venv/bin/python', f'bench/{Path(__file__).name}', shlex.join(sys.argv[1:])]).strip()}`  ",
-        f"Machine: {machine_description()}; 1-minute load average {load0:.1f} before and {load1:.1f} after the run "
+        f"Command: `{invocation(__file__).strip()}`  ",
+        f"{machine_with_load(load0, load1)} the run "
         "(other jobs may share the cores: the wall figures then drop; the CPU-time figures, process time of this "
         "single-threaded process, much less so).  ",
         f"Inputs: {args.frames} frames cycling over the 209 cameras of the WC14 prior (1280x720), 22 players on the "
@@ -199,9 +190,7 @@ def main() -> int:
         "",
         *rows,
     ])
-    print(body)
-    if not args.no_write:
-        update_section(f"Top views and features ({args.device})", body)
+    publish(f"Top views and features ({args.device})", body, write=not args.no_write)
     sys.stdout.flush()
     return 0
 

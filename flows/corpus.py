@@ -436,17 +436,23 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
         fut.add_done_callback(on_done("prepare", g.game_id))
         return "started"
 
-    with GameLocks(layout.root, summary.run_id, cfg.storage_options) as locks, _settings_serialized_once():
-        open_games = len(todo)
-        waiting: list[Game] = []
-        for g in todo:
+    def start_each(games: list[Game]) -> tuple[list[Game], int]:
+        """Start each of ``games``; returns those another run still holds (announced) and how many are done."""
+        held: list[Game] = []
+        done = 0
+        for g in games:
             outcome = start(g)
             if outcome == "held":
-                waiting.append(g)
+                held.append(g)
             elif outcome == "done":
-                open_games -= 1
-        if waiting:
-            announce(waiting)
+                done += 1
+        if held:
+            announce(held)
+        return held, done
+
+    with GameLocks(layout.root, summary.run_id, cfg.storage_options) as locks, _settings_serialized_once():
+        waiting, done = start_each(todo)
+        open_games = len(todo) - done
         next_poll = time.monotonic() + LOCK_POLL_S
         while open_games:
             try:
@@ -455,17 +461,10 @@ def run_games(corpus: str, out: str, cfg: PipelineConfig, force: bool) -> RunSum
             except queue.Empty:
                 kind, gid, fut = "", "", None
             if waiting and time.monotonic() >= next_poll:  # games another run held: try their locks again
-                still: list[Game] = []
-                for g in waiting:
-                    outcome = start(g)
-                    if outcome == "held":
-                        still.append(g)
-                    elif outcome == "done":
-                        open_games -= 1
-                if still:
-                    announce(still)
+                waiting, done = start_each(waiting)
+                open_games -= done
                 # a request or two per waiting game and round: poll a long list less often
-                waiting, next_poll = still, time.monotonic() + max(LOCK_POLL_S, 0.05 * len(still))
+                next_poll = time.monotonic() + max(LOCK_POLL_S, 0.05 * len(waiting))
             if fut is None:
                 continue
             st = states[gid]

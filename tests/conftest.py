@@ -23,43 +23,8 @@ def prefect_api():
 @pytest.fixture(scope="module")
 def s3_endpoint():
     """A moto S3 server on loopback; the standard AWS variables point every process (Dask workers too) at it."""
-    import logging
-    import socket
+    from matchflow.storage.local_s3 import loopback_s3_env
 
-    from moto.server import ThreadedMotoServer
+    with loopback_s3_env() as url:
+        yield url
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _forget_s3_clients()  # s3fs caches its filesystems: one made for an earlier server would call a dead port
-    try:
-        yield env["AWS_ENDPOINT_URL"]
-    finally:
-        server.stop()
-        _forget_s3_clients()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _forget_s3_clients() -> None:
-    """Drop the S3 filesystems s3fs and fsspec keep per process (they hold the endpoint they were made with)."""
-    from s3fs import S3FileSystem
-
-    from matchflow.storage.fs import RetryingS3FileSystem
-
-    S3FileSystem.clear_instance_cache()
-    RetryingS3FileSystem.clear_instance_cache()
