@@ -63,7 +63,7 @@ def main() -> None:
         name = f"{i:02d}.jpg"
         cv2.imwrite(str(out / name), small, [cv2.IMWRITE_JPEG_QUALITY, 80])
         rows.append({"overlay": name, "image": p.name, "valid": r.valid, "score": round(r.score, 3),
-                     "seconds": round(dt, 3), **{k: r.details.get(k) for k in ("precision", "recall", "field_iou")}})
+                     "seconds": round(dt, 3), **{k: r.details.get(k) for k in ("precision", "recall", "field_iou", "native_fit", "native_inliers")}})
         print(f"{name} {p.name[:40]} valid={r.valid} score={r.score:.3f} {dt:.2f}s", flush=True)
     with open(out / "scores.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

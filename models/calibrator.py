@@ -4,7 +4,8 @@ dictionary, refine, score; and follow the camera from frame to frame while it do
 :class:`Calibrator` holds the pieces (see :mod:`matchflow.models.calibration_base`) and the state of the
 current shot. The defaults need no weights: :class:`~matchflow.models.field_segmentation.ClassicalSegmenter`,
 :class:`ChamferRetriever` over :func:`~matchflow.models.camera_dictionary.default_dictionary`, and
-:class:`~matchflow.models.calibration_refine.LineFitRefiner`.
+:class:`~matchflow.models.calibration_refine.LineFitRefiner`; a valid calibration then gets a last fit at the
+frame's native resolution (:class:`~matchflow.models.calibration_native.NativeLineFit`).
 
 Results are in native pixels: ``homography`` maps image pixels to pitch metres (the ``calibration`` table's
 direction), ``homography_inv`` pitch metres to image pixels.
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .calibration_base import FieldObservation, FieldSegmenter, HomographyRefiner, ViewRetriever, to_native
+from .calibration_base import FieldObservation, FieldSegmenter, HomographyRefiner, ViewRetriever, to_native, to_working
+from .calibration_native import NativeLineFit
 from .calibration_refine import LineFitRefiner, ObservationIndex, plausibility
 from .camera_dictionary import GRID, ViewDictionary, default_dictionary
 from .field_segmentation import ClassicalSegmenter
@@ -90,7 +92,9 @@ class Calibrator:
 
     ``valid_score``: the least plausibility for a valid calibration. ``keep_score``: a homography followed
     from the previous frame is kept without a new retrieval when it scores at least this. ``candidates``: views
-    retrieved and refined when the camera is not followed.
+    retrieved and refined when the camera is not followed. ``native_fit``: the last fit of a valid calibration
+    against the markings at the frame's native resolution (:mod:`~matchflow.models.calibration_native`); None
+    keeps the working-resolution result.
     """
 
     segmenter: FieldSegmenter = field(default_factory=ClassicalSegmenter)
@@ -101,6 +105,7 @@ class Calibrator:
     keep_score: float = 0.7
     candidates: int = 4
     min_line_pixels: int = 60
+    native_fit: NativeLineFit | None = field(default_factory=NativeLineFit)
     _previous: np.ndarray | None = field(default=None, init=False, repr=False)
     _previous_score: float = field(default=0.0, init=False, repr=False)
 
@@ -155,7 +160,13 @@ class Calibrator:
         if not valid:
             self.reset()
             return CalibrationResult(None, None, score, False, source, details)
-        self._previous, self._previous_score = best_h, score
         h_inv = to_native(best_h, obs.scale)  # pitch -> native image
+        if self.native_fit is not None:
+            fit = self.native_fit.refine(image, h_inv)
+            details |= {"native_fit": int(fit.accepted), "native_inliers": fit.inliers_after}
+            if fit.accepted:
+                h_inv = fit.homography
+                best_h = to_working(h_inv, obs.scale)
+        self._previous, self._previous_score = best_h, score
         h = np.linalg.inv(h_inv)
         return CalibrationResult(h / h[2, 2], h_inv, score, True, source, details)

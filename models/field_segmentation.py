@@ -18,7 +18,7 @@ import numpy as np
 
 from .calibration_base import WORK_WIDTH, FieldObservation, working_size
 
-__all__ = ["ClassicalSegmenter", "resize_to_working"]
+__all__ = ["ClassicalSegmenter", "GrassColour", "grass_colour", "grass_pixels", "resize_to_working"]
 
 
 def resize_to_working(image: np.ndarray, width: int = WORK_WIDTH) -> tuple[np.ndarray, float]:
@@ -56,6 +56,38 @@ def _ridge(response: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class GrassColour:
+    """A frame's grass colour: its dominant green ``hue`` (OpenCV units, 0..180) and the least saturation
+    (0..255) of a grass pixel."""
+
+    hue: int
+    min_saturation: float
+
+
+def grass_colour(hsv: np.ndarray) -> GrassColour | None:
+    """The dominant green of an HSV frame (OpenCV, uint8): the peak hue of the greenish pixels and a saturation
+    floor relative to theirs, so lighting, grass type and white balance do not matter; None with under 50
+    greenish pixels."""
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    greenish = (h >= 25) & (h <= 95) & (s >= 40) & (v >= 30)
+    if greenish.sum() < 50:
+        return None
+    hist = np.bincount(h[greenish].ravel(), minlength=181).astype(float)
+    peak = int(np.argmax(np.convolve(hist, np.ones(5) / 5.0, mode="same")))
+    s_ref = float(np.median(s[greenish & (np.abs(h.astype(int) - peak) <= 8)]))
+    return GrassColour(peak, max(30.0, 0.35 * s_ref))
+
+
+def grass_pixels(hsv: np.ndarray, colour: GrassColour | None) -> np.ndarray:
+    """Bool mask of the pixels of an HSV image (OpenCV, uint8) that are grass of ``colour`` (hue within 12);
+    without a colour, the generic green range."""
+    h, s, v = hsv[..., 0].astype(np.int16), hsv[..., 1], hsv[..., 2]
+    if colour is None:
+        return (h >= 25) & (h <= 95) & (s >= 40) & (v >= 30)
+    return (np.abs(h - colour.hue) <= 12) & (s >= colour.min_saturation) & (v >= 25)
+
+
 @dataclass
 class ClassicalSegmenter:
     """Grass and line masks from colour and local contrast (see the module docstring).
@@ -80,7 +112,7 @@ class ClassicalSegmenter:
         small, scale = resize_to_working(image, self.width)
         size = (small.shape[1], small.shape[0])
         hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-        grass = self._grass(hsv)
+        grass = grass_pixels(hsv, grass_colour(hsv))
         empty = np.zeros(grass.shape, bool)
         if grass.mean() < self.min_grass:
             return FieldObservation(size, scale, empty, empty.copy(), extras={"grass_share": float(grass.mean())})
@@ -95,19 +127,6 @@ class ClassicalSegmenter:
         return FieldObservation(size, scale, field, lines, extras={"grass_share": float(grass.mean())})
 
     # ------------------------------------------------------------------------------------------- pieces
-    @staticmethod
-    def _grass(hsv: np.ndarray) -> np.ndarray:
-        """Pixels of the frame's dominant green: hue within 12 (OpenCV units, 0..180) of the peak green hue."""
-        h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-        greenish = (h >= 25) & (h <= 95) & (s >= 40) & (v >= 30)
-        if greenish.sum() < 50:
-            return greenish
-        hist = np.bincount(h[greenish].ravel(), minlength=181).astype(float)
-        hist = np.convolve(hist, np.ones(5) / 5.0, mode="same")
-        peak = int(np.argmax(hist))
-        s_ref = float(np.median(s[greenish & (np.abs(h.astype(int) - peak) <= 8)]))
-        return (np.abs(h.astype(int) - peak) <= 12) & (s >= max(30.0, 0.35 * s_ref)) & (v >= 25)
-
     @staticmethod
     def _field_region(grass: np.ndarray) -> np.ndarray:
         """Convex hull of the largest grass area, after closing the gaps that players and lines leave."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .field_segmentation import GrassColour, grass_colour, grass_pixels
 from .pitch import PitchModel
 
 __all__ = [
@@ -83,37 +84,6 @@ def inside_pitch(xy: np.ndarray, margin_m: float = 1.0, pitch: PitchModel = _PIT
 
 
 # ----------------------------------------------------------------------------------------------- field mask
-@dataclass(frozen=True)
-class GrassColour:
-    """A frame's grass colour: its dominant green ``hue`` (OpenCV units, 0..180) and the least saturation
-    (0..255) of a grass pixel."""
-
-    hue: int
-    min_saturation: float
-
-
-def grass_colour(hsv: np.ndarray) -> GrassColour | None:
-    """The dominant green of an HSV frame (OpenCV, uint8), the rule of
-    :class:`~matchflow.models.field_segmentation.ClassicalSegmenter`; None with under 50 greenish pixels."""
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    greenish = (h >= 25) & (h <= 95) & (s >= 40) & (v >= 30)
-    if greenish.sum() < 50:
-        return None
-    hist = np.bincount(h[greenish].ravel(), minlength=181).astype(float)
-    peak = int(np.argmax(np.convolve(hist, np.ones(5) / 5.0, mode="same")))
-    s_ref = float(np.median(s[greenish & (np.abs(h.astype(int) - peak) <= 8)]))
-    return GrassColour(peak, max(30.0, 0.35 * s_ref))
-
-
-def grass_pixels(hsv: np.ndarray, colour: GrassColour | None) -> np.ndarray:
-    """Bool mask of the pixels of an HSV image (OpenCV, uint8) that are grass of ``colour`` (hue within 12);
-    without a colour, the generic green range."""
-    h, s, v = hsv[..., 0].astype(np.int16), hsv[..., 1], hsv[..., 2]
-    if colour is None:
-        return (h >= 25) & (h <= 95) & (s >= 40) & (v >= 30)
-    return (np.abs(h - colour.hue) <= 12) & (s >= colour.min_saturation) & (v >= 25)
-
-
 @dataclass(frozen=True)
 class FieldMask:
     """The field region of one frame at low resolution: ``mask`` (h, w) bool, ``scale`` mask pixels per

@@ -53,7 +53,7 @@ def test_calibration_stage_in_the_flow(heldout_corpus, tmp_path, prefect_api):
     assert report["frames"] == len(cal)
     assert report["iou_part_mean"] > 0.8 and report["iou_entire_mean"] > 0.7, report
     manifest = json.loads(next((out / "manifests").glob("*.json")).read_text())
-    assert manifest["stages"]["calibration"] == "1"
+    assert manifest["stages"]["calibration"] == "2"  # 2: with the native-resolution fit
     assert len(manifest["model_checksums"]["calibration_dictionary"]) == 64
 
 

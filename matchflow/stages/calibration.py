@@ -8,6 +8,9 @@ Parameters (``stage_params.calibration`` in the configuration):
 - ``weights_dir``: folder of the learned pieces' weights (default: the ones shipped in the package);
 - ``valid_score`` (0.55), ``keep_score`` (0.7), ``candidates`` (4): see
   :class:`matchflow.models.calibrator.Calibrator`;
+- ``native_fit`` (true): finish each valid calibration with the fit against the markings found at the
+  frame's native resolution (:mod:`matchflow.models.calibration_native`); false keeps the working-resolution
+  (640 px wide) result;
 - ``use_released`` (false): when a game folder holds SoccerNet's released CCBV calibrations
   (``<half>_field_calib_ccbv.json``, one per 2 fps frame), take them instead of computing;
   ``released_threshold`` (0.75) is the confidence under which such a frame is invalid.
@@ -29,7 +32,7 @@ from matchflow.stages.base import IMAGE, Batch, Stage
 
 PARAMS = {
     "segmenter", "retriever", "refiner", "weights_dir", "valid_score", "keep_score", "candidates",
-    "use_released", "released_threshold",
+    "use_released", "released_threshold", "native_fit",
 }
 
 
@@ -46,7 +49,7 @@ class CalibrationStage(Stage):
     known_params = frozenset(PARAMS)
     reads = (IMAGE,)
     writes = ("calibration.homography", "calibration.homography_inv", "calibration.score", "calibration.valid")
-    version = "1"
+    version = "2"  # 2: the native-resolution fit
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__(params)
@@ -117,6 +120,8 @@ class CalibrationStage(Stage):
             from matchflow.models.ccbv_learned import STNRefiner
 
             kw["refiner"] = _Chain(STNRefiner(self._weights("stn"), device=self._device), LineFitRefiner())
+        if not self.params.get("native_fit", True):
+            kw["native_fit"] = None
         cal = Calibrator(**kw)
         self._calibrators[size] = cal
         return cal
