@@ -62,7 +62,7 @@ def main() -> None:
         f"Corpus: `matchflow synth --cameras heldout --cutaways {args.cutaways:g} --seed {args.seed}`: {args.games} "
         f"games x 1 half x {args.seconds:g} s, 1280x720, main cameras from the prior's held-out split (none built "
         "the dictionary); stages frames + calibration, default parameters (classical segmentation, chamfer "
-        "retrieval over the GMM dictionary, line fit).",
+        "retrieval over the GMM dictionary, line fit, native-resolution fit).",
         "",
         "```",
         ev.stdout.strip(),
