@@ -9,6 +9,9 @@
 Writes the "Detector quality" section of bench/RESULTS.md.
 
     .venv/bin/python bench/detector_quality.py --soccer ROOT --basketball ROOT --synthetic DIR [--weights FILE]
+
+The synthetic split of bench/RESULTS.md:
+``matchflow synth-detection train-runs/synth-det-eval --frames 64 --seed 2 --cameras heldout``.
 """
 
 from __future__ import annotations

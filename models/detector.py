@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from .batchnorm_folding import fold_batchnorm
 from .deepsportlab import DeepSportLabNet, WeightsLoadError, sha256_file
 from .deepsportlab_decode import DecodeParams, decode
 from .deepsportlab_targets import INPUT_MULTIPLE
@@ -86,7 +87,9 @@ class Detector:
         except Exception as exc:  # noqa: BLE001 - re-raised naming the file
             raise WeightsLoadError(f"cannot load detector weights {path}: {exc}") from exc
         self.device = device
-        self.net.to(device).eval()
+        # inference only: batch norm folded into the convolutions, NHWC layout (oneDNN and cuDNN's fast path);
+        # together about 1.5-2x faster on CPU (bench/RESULTS.md, "Detector speed")
+        fold_batchnorm(self.net.eval()).to(device, memory_format=torch.channels_last)
         self.input_height = int(input_height)
         self.params = params or DecodeParams()
         self.batch_size = max(1, int(batch_size))
@@ -109,10 +112,10 @@ class Detector:
         results: list[Detections] = []
         for start in range(0, len(frames), self.batch_size):
             work, scale = self._prepare(frames[start : start + self.batch_size])
-            x = to_input_tensor(work, self.device)
+            x = to_input_tensor(work, self.device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
                 out = self.net(x)
-            for d in decode({k: v.float() for k, v in out.items()}, self.params):
+            for d in decode({k: v.float().contiguous() for k, v in out.items()}, self.params):
                 results.append(_to_native(d, scale))
         return results
 

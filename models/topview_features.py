@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batchnorm_folding import fold_batchnorm
 from .deepsportlab import WeightsLoadError, load_state_dict_leniently
 
 __all__ = ["FEATURE_DIMS", "IMAGENET_MEAN", "IMAGENET_STD", "build_backbone", "resolve_feature_weights",
@@ -106,8 +107,7 @@ class FeatureExtractor:
         self.report = load_state_dict_leniently(target, self.weights_path, min_fraction=1.0,
                                                 what=f"{backbone} feature extractor")
         self.sha256 = self.report.sha256
-        net.eval().requires_grad_(False)
-        self.net = net.to(self.device)
+        self.net = fold_batchnorm(net.eval().requires_grad_(False)).to(self.device)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
 

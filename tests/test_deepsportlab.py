@@ -165,3 +165,30 @@ def test_packaged_mobilenetv2_weights_load_and_match_their_own_network():
         feats = backbone(x)
         torch.testing.assert_close(feats["stride4"], ref.features[:4](x), rtol=0, atol=0)
         torch.testing.assert_close(feats["stride8"], ref.features[:7](x), rtol=0, atol=0)
+
+
+def test_folding_batchnorm_keeps_the_outputs_and_removes_every_norm():
+    from matchflow.models.batchnorm_folding import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = DeepSportLabNet("mobilenetv2")
+    # non-trivial running statistics, as trained weights have
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval()
+    x = torch.rand(1, 3, 128, 160)
+    with torch.inference_mode():
+        before = net(x)
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(DeepSportLabNet("mobilenetv2").train())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) > 50
+    fold_batchnorm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    with torch.inference_mode():
+        after = net(x)
+    for k, v in before.items():
+        assert torch.allclose(after[k], v, rtol=1e-3, atol=1e-3 * float(v.abs().max())), k
