@@ -31,7 +31,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.optimize import least_squares
 
-from .camera import camera_from_homography
+from .camera import camera_from_homography, front_sign
 from .camera_dictionary import camera_from_params, camera_params
 from .field_segmentation import grass_colour, grass_pixels
 from .pitch import PitchModel
@@ -155,6 +155,7 @@ class NativeLineFit:
         the strongest marking ridge within ``radius`` along the normal, and the unit image normal."""
         height, width = grey.shape
         x, w = _project(h, self.samples)
+        w = w * front_sign(h, (width, height))  # > 0: in front of the camera
         ahead, _ = _project(h, self.samples + 0.05 * self.directions)
         across = np.column_stack([-self.directions[:, 1], self.directions[:, 0]]) * (0.5 * LINE_WIDTH_M)
         xa, _ = _project(h, self.samples + across)

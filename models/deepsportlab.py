@@ -535,4 +535,3 @@ class DeepSportLabNet(nn.Module):
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-

@@ -89,3 +89,14 @@ def test_the_calibrator_lands_closer_with_the_native_fit():
         errors[name] = errs
     assert max(errors["native"]) < 0.5, errors
     assert np.mean(errors["native"]) < 0.5 * np.mean(errors["working"]), errors
+
+
+def test_a_homography_of_either_sign_gives_the_same_fit():
+    # a homography is defined up to scale, sign included: -h is the same camera
+    h = _pinhole(heldout_cameras()[3])
+    image = render_lines(h, seed=3)
+    p = camera_params(camera_from_homography(h, SIZE))
+    start = camera_from_params(p + np.array([0.002, 0.003, 0.0, 0.01, 0.3, -0.2, 0.1]), SIZE).homography()
+    pos, neg = NativeLineFit().refine(image, start), NativeLineFit().refine(image, -start)
+    assert pos.accepted and neg.accepted and pos.inliers_after == neg.inliers_after
+    assert _px_error(neg.homography, h, _visible_grid(h)) < 0.3
