@@ -98,6 +98,11 @@ class Pipeline:
         for st in self.stages:
             st.setup(device)
 
+    @property
+    def needs_device(self) -> bool:
+        """Whether a stage sets itself up on a device (overrides :meth:`Stage.setup`)."""
+        return any(type(st).setup is not Stage.setup for st in self.stages)
+
     def run(self, batch: Batch, seconds: dict[str, float]) -> None:
         """Run every stage on ``batch``; adds each stage's wall time to ``seconds[stage name]``."""
         for st in self.stages:
@@ -129,7 +134,7 @@ def worker_pipeline(config: PipelineConfig) -> Pipeline:
     key = config.fingerprint() + config.device
     if key not in _WORKER_PIPELINES:
         pipe = build_pipeline(config)
-        pipe.setup(resolve_device(config.device))
+        pipe.setup(resolve_device(config.device) if pipe.needs_device else "cpu")
         _WORKER_PIPELINES[key] = pipe
     return _WORKER_PIPELINES[key]
 

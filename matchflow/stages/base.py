@@ -131,7 +131,9 @@ class Stage(ABC):
                 )
 
     def setup(self, device: str) -> None:
-        """Load models and other per-process state (called once per worker process)."""
+        """Load models and other per-process state (called once per worker process) on ``device`` (``cpu`` or
+        ``cuda``). Stages that do not override it need no device: a pipeline of only such stages is set up
+        without resolving ``device: auto`` (which imports torch)."""
 
     def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
         """The frame-aligned arrays this stage writes, for a video of this size (none by default)."""
