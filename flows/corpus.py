@@ -25,7 +25,10 @@ memory divided by the workers). Its nanny restarts a worker whose process goes a
 (``distributed.worker.memory.terminate``), so a runaway chunk costs a worker restart, not a swapping machine:
 the chunk is tried again on a fresh worker, and after ``retries`` restarts its game fails with an error saying
 that the worker exceeded its memory limit (the other games go on). Dask counts every task assigned to a dying
-worker, also one only waiting in its queue, so a chunk queued behind a runaway one can fail with it.
+worker, also one only waiting in its queue, as having died with it; so the clusters the run starts keep waiting
+chunks on the scheduler (``distributed.scheduler.worker-saturation`` 1.0: a worker holds only the chunk it runs)
+and a chunk does not wait behind a runaway one. Dask queues that way only large task groups (more tasks than
+twice the workers' threads); in a run of a few chunks one can still wait in a worker's queue and fail with it.
 
 Concurrent runs on one output root. Each game is processed under a per-game lock (storage/lock.py): the
 run that takes a game's lock first processes it; another run meanwhile works on the other games, then
@@ -268,13 +271,23 @@ def _current_task_runner() -> Any:
 LOST_WORKER_TIMEOUT_S = 120
 
 
+#: Tasks a worker of a cluster the run starts may hold per thread: 1.0, none waits in a worker's queue.
+WORKER_SATURATION = 1.0
+
+
+def scheduler_settings(cfg: PipelineConfig) -> dict[str, Any]:
+    """The Dask configuration of the scheduler of a cluster the run starts (see the module docstring)."""
+    return {"distributed.scheduler.allowed-failures": cfg.retries,
+            "distributed.scheduler.worker-saturation": WORKER_SATURATION}
+
+
 def _start_cluster(cfg: PipelineConfig) -> list[dict[str, float]]:
     """Bring up the flow's Dask cluster now: prefect-dask starts it on the first task submission otherwise,
     which would count the cluster's start-up in the first task's latency and in the run's timing.
 
     A cluster the run starts gets ``allowed-failures = retries``: a chunk whose worker dies (killed, or
-    restarted by its nanny above its memory limit) is tried ``retries`` more times. Returns the resources
-    each worker declares."""
+    restarted by its nanny above its memory limit) is tried ``retries`` more times; and waiting chunks stay on
+    its scheduler (:data:`WORKER_SATURATION`). Returns the resources each worker declares."""
     runner = _current_task_runner()
     if not isinstance(runner, DaskTaskRunner):
         return []
@@ -285,7 +298,7 @@ def _start_cluster(cfg: PipelineConfig) -> list[dict[str, float]]:
         timeout = dask.config.get("distributed.deploy.lost-worker-timeout")
         if dask.utils.parse_timedelta(timeout) < LOST_WORKER_TIMEOUT_S:
             dask.config.set({"distributed.deploy.lost-worker-timeout": f"{LOST_WORKER_TIMEOUT_S}s"})
-    with dask.config.set({"distributed.scheduler.allowed-failures": cfg.retries}):
+    with dask.config.set(scheduler_settings(cfg)):
         client = runner.client  # the property creates the cluster and connects to it
     try:
         workers = client.scheduler_info(n_workers=-1).get("workers", {})

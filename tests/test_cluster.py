@@ -13,11 +13,20 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import pytest
 import yaml
 
 from matchflow.config import EXECUTION_FIELDS, GPU_RESOURCE, ConfigError, PipelineConfig, load_config
-from matchflow.flows.corpus import WORKER_PRELOAD, ClusterError, chunk_resources, check_cluster, run_corpus
+from matchflow.flows.corpus import (
+    WORKER_PRELOAD,
+    WORKER_SATURATION,
+    ClusterError,
+    chunk_resources,
+    check_cluster,
+    run_corpus,
+    scheduler_settings,
+)
 from matchflow.pipeline import build_pipeline
 from matchflow.storage.corpus import game_id
 from matchflow.storage.query import connect
@@ -238,6 +247,8 @@ def test_kubernetes_cluster_spec_agrees_with_the_code():
     ports = {p["name"]: p["containerPort"] for p in sc["ports"]}
     svc_ports = {p["name"]: p["port"] for p in sched["service"]["ports"]}
     assert ports["tcp-comm"] == svc_ports["tcp-comm"] == 8786
+    env = {e["name"]: str(e["value"]) for e in sc["env"]}
+    assert float(env["DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION"]) == WORKER_SATURATION
     # the image's dask is the one the flow's client runs (requirements.lock)
     required = spec["metadata"]["annotations"]["matchflow/requires"]
     assert required in (ROOT / "requirements.lock").read_text().splitlines()
@@ -258,6 +269,7 @@ def test_jobqueue_spec_and_snippet_agree_with_the_code():
     tree = ast.parse(source)
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "SLURMCluster"]
     assert len(calls) == 1
+    assert '"distributed.scheduler.worker-saturation": 1.0' in source
     assert f"{GPU_RESOURCE}=1" in source and WORKER_PRELOAD in source and "--cluster" in source
 
 
@@ -275,3 +287,13 @@ def test_deploy_readme_names_the_cluster_specs():
     spec = yaml.safe_load((DEPLOY / "kubernetes" / "daskcluster.yaml").read_text())
     name, ns = spec["metadata"]["name"], spec["metadata"]["namespace"]
     assert cfg.scheduler_address == f"tcp://{name}-scheduler.{ns}.svc.cluster.local:8786"
+
+
+def test_a_cluster_the_run_starts_keeps_waiting_chunks_on_its_scheduler():
+    # the settings' names are Dask's: a scheduler made under them has them (a misspelt key would be ignored)
+    from distributed import LocalCluster
+
+    with dask.config.set(scheduler_settings(PipelineConfig(retries=3))):
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            assert cluster.scheduler.WORKER_SATURATION == WORKER_SATURATION == 1.0
+            assert cluster.scheduler.allowed_failures == 3
