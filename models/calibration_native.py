@@ -31,7 +31,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.optimize import least_squares
 
-from .camera import camera_from_homography, front_sign
+from .camera import apply_homography, camera_from_homography, front_sign
 from .camera_dictionary import camera_from_params, camera_params
 from .field_segmentation import grass_colour, grass_pixels
 from .pitch import PitchModel
@@ -57,12 +57,6 @@ def marking_samples(pitch: PitchModel, step_m: float) -> tuple[np.ndarray, np.nd
             pts.append(a + t * (b - a))
             dirs.append(np.repeat(((b - a) / length)[None], n, axis=0))
     return np.concatenate(pts), np.concatenate(dirs)
-
-
-def _project(h: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    q = np.column_stack([pts, np.ones(len(pts))]) @ np.asarray(h, dtype=float).T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return q[:, :2] / q[:, 2:3], q[:, 2]
 
 
 @dataclass(frozen=True)
@@ -146,7 +140,7 @@ class NativeLineFit:
     def _inliers(self, grey: np.ndarray, green: np.ndarray, h: np.ndarray) -> int:
         """Samples with a ridge within ``inlier_px`` of their projection by ``h``."""
         sel, centres, normals = self._ridges(grey, green, h, 2.0 * self.inlier_px)
-        xy, _ = _project(h, self.samples[sel])
+        xy, _ = apply_homography(h, self.samples[sel])
         return int(np.sum(np.abs(np.sum((centres - xy) * normals, axis=1)) <= self.inlier_px))
 
     def _ridges(self, grey: np.ndarray, green: np.ndarray, h: np.ndarray,
@@ -154,12 +148,12 @@ class NativeLineFit:
         """For the samples whose projection by ``h`` can be searched: their indices, the centre (native px) of
         the strongest marking ridge within ``radius`` along the normal, and the unit image normal."""
         height, width = grey.shape
-        x, w = _project(h, self.samples)
+        x, w = apply_homography(h, self.samples)
         w = w * front_sign(h, (width, height))  # > 0: in front of the camera
-        ahead, _ = _project(h, self.samples + 0.05 * self.directions)
+        ahead, _ = apply_homography(h, self.samples + 0.05 * self.directions)
         across = np.column_stack([-self.directions[:, 1], self.directions[:, 0]]) * (0.5 * LINE_WIDTH_M)
-        xa, _ = _project(h, self.samples + across)
-        xb, _ = _project(h, self.samples - across)
+        xa, _ = apply_homography(h, self.samples + across)
+        xb, _ = apply_homography(h, self.samples - across)
         line_px = np.linalg.norm(xa - xb, axis=1)
         tangent = ahead - x
         tl = np.linalg.norm(tangent, axis=1)
