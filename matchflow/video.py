@@ -510,10 +510,9 @@ def iter_frames(
         if idx[-1] >= n:
             raise VideoError(f"{path}: frame {int(idx[-1])} asked but the video holds {n} frames (0..{n - 1})")
         sequential = _SequentialReader(vr) if facts.leading_frames else None
-        keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
         if sequential is not None and idx[0] > 0:
             _log.warning("%s: open-GOP stream, decoding from its start to frame %d (no seeking)", path, idx[0])
-        guard = None if sequential else _ReadAheadGuard(vr, keys)
+        guard = None if sequential else _ReadAheadGuard(vr)
         rate = 0.0  # the decoder's frames/s, measured on batches that started cold (no read-ahead)
         try:
             for start in range(0, idx.size, batch_frames):
@@ -530,7 +529,7 @@ def iter_frames(
                             rate = max(rate, (int(batch[-1]) - int(batch[0]) + 1) / max(time.perf_counter() - t0, 1e-6))
                         nxt = start + batch_frames
                         if nxt >= idx.size:
-                            _stop_read_ahead(vr, keys, 0)  # nothing more to read: stop now
+                            guard.stop(0)  # nothing more to read: stop now
                         else:
                             guard.arm(READ_AHEAD_BYTES / (rate * frames[0].nbytes), int(idx[nxt]))
                 except Exception as exc:
@@ -545,7 +544,7 @@ def iter_frames(
             if guard is not None:  # a caller that stops early leaves no decoder running in the cached reader
                 guard.disarm()
                 with contextlib.suppress(Exception):
-                    _stop_read_ahead(vr, keys, 0)
+                    guard.stop(0)
 
 
 #: Memory decord's read-ahead may fill while the caller works on a batch before iter_frames stops it.
@@ -562,15 +561,16 @@ class _ReadAheadGuard:
     The reader is touched by the timer only while the generator is suspended; :meth:`disarm` waits for it.
     """
 
-    def __init__(self, vr: decord.VideoReader, keys: np.ndarray) -> None:
-        self._vr, self._keys = vr, keys
+    def __init__(self, vr: decord.VideoReader) -> None:
+        self._vr = vr
+        self._keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
         self._timer: threading.Timer | None = None
         self._stopped = False
 
     def arm(self, delay_s: float, next_index: int) -> None:
         """Stop the read-ahead in ``delay_s`` seconds unless :meth:`disarm` comes first."""
         self._stopped = False
-        self._timer = threading.Timer(delay_s, self._stop, args=(next_index,))
+        self._timer = threading.Timer(delay_s, self._stop_in_timer, args=(next_index,))
         self._timer.daemon = True
         self._timer.start()
 
@@ -583,9 +583,13 @@ class _ReadAheadGuard:
         stopped, self._stopped = self._stopped, False
         return stopped
 
-    def _stop(self, next_index: int) -> None:
+    def stop(self, next_index: int) -> None:
+        """Stop the read-ahead now, at the key frame where the batch starting at ``next_index`` will decode from."""
+        _stop_read_ahead(self._vr, self._keys, next_index)
+
+    def _stop_in_timer(self, next_index: int) -> None:
         try:
-            _stop_read_ahead(self._vr, self._keys, next_index)
+            self.stop(next_index)
         except Exception:  # the next get_batch reports a broken reader with the file's name
             _log.debug("stopping the read-ahead failed", exc_info=True)
         self._stopped = True
