@@ -10,8 +10,6 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 #: Dummy credentials and region for the loopback server (moto accepts any).
 TEST_CREDENTIALS = {
@@ -21,20 +19,12 @@ TEST_CREDENTIALS = {
 }
 
 
-@dataclass
-class LoopbackS3:
-    """A running moto S3 server; ``url`` is its endpoint."""
-
-    server: Any
-    url: str
-
-    def stop(self) -> None:
-        """Stop the server."""
-        self.server.stop()
-
-
-def start_loopback_s3() -> LoopbackS3:
-    """Start a moto S3 server (``ThreadedMotoServer``) on a free loopback port."""
+@contextlib.contextmanager
+def loopback_s3_env() -> Iterator[str]:
+    """A moto S3 server (``ThreadedMotoServer``) on a free loopback port, with the standard AWS variables of
+    this process (and its children, Dask workers too) pointing at it; yields its endpoint URL. On exit the
+    server stops and the variables are restored. s3fs's cached filesystems are dropped on entry and exit: one
+    made for another server would call a dead port."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -43,23 +33,15 @@ def start_loopback_s3() -> LoopbackS3:
         port = s.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    return LoopbackS3(server, f"http://127.0.0.1:{port}")
-
-
-@contextlib.contextmanager
-def loopback_s3_env() -> Iterator[str]:
-    """A loopback S3 server with the standard AWS variables of this process (and its children, Dask workers
-    too) pointing at it; yields its endpoint URL. On exit the server stops and the variables are restored.
-    s3fs's cached filesystems are dropped on entry and exit: one made for another server would call a dead port."""
-    s3 = start_loopback_s3()
-    env = {"AWS_ENDPOINT_URL": s3.url, **TEST_CREDENTIALS}
+    url = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": url, **TEST_CREDENTIALS}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     forget_s3_clients()
     try:
-        yield s3.url
+        yield url
     finally:
-        s3.stop()
+        server.stop()
         forget_s3_clients()
         for k, v in saved.items():
             if v is None:
