@@ -492,6 +492,7 @@ def assign_masks(
     max_distance_factor: float | None = 0.75,
     max_distance_px: float | None = None,
     player_class: int = 1,
+    on_grid: bool = False,
 ) -> torch.Tensor:
     """Player instance map of one image (Eq. 4), on the output grid.
 
@@ -508,13 +509,16 @@ def assign_masks(
         centres: (P, 2) x, y in input pixels.
         out_stride: stride of the returned map.
         box_heights: (P,) box heights in input pixels (for the guard).
+        on_grid: ``semantic`` and ``offsets`` are already the values at the grid's pixels, (C, ceil(H / o),
+            ceil(W / o)) (``DeepSportLabNet.forward(images, grid_stride=o)``).
 
     Returns:
         (ceil(H / o), ceil(W / o)) int16: 0 = background / unassigned, i + 1 = centre i.
     """
     o = out_stride
-    sem = semantic[:, ::o, ::o].contiguous()
-    off = offsets[:, ::o, ::o].float().contiguous()
+    step = 1 if on_grid else o
+    sem = semantic[:, ::step, ::step].contiguous()
+    off = offsets[:, ::step, ::step].float().contiguous()
     ho, wo = sem.shape[-2:]
     inst = torch.zeros(ho * wo, dtype=torch.int16, device=semantic.device)
     n_pts = centres.shape[0]
@@ -622,17 +626,26 @@ def _numpy(t: torch.Tensor, dtype: type) -> np.ndarray:
 
 
 @torch.no_grad()
-def decode(outputs: dict[str, torch.Tensor], params: DecodeParams | None = None) -> list[Decoded]:
+def decode(
+    outputs: dict[str, torch.Tensor], params: DecodeParams | None = None, image_size: tuple[int, int] | None = None
+) -> list[Decoded]:
     """Decode a batch of :class:`~matchflow.models.deepsportlab.DeepSportLabNet` outputs.
 
-    ``outputs`` is the dict returned by ``DeepSportLabNet.forward`` (confidences as logits); the input size
-    (H, W) is read from ``semantic``. Returns one :class:`Decoded` per image (numpy arrays, input pixels).
+    ``outputs`` is the dict returned by ``DeepSportLabNet.forward`` (confidences as logits). The input size
+    (H, W) is read from ``semantic``, unless ``image_size`` gives it: then ``semantic`` and ``offsets`` may also
+    be on the decoders' grid, (ceil(H / out_stride), ceil(W / out_stride)), as ``forward(images,
+    grid_stride=out_stride)`` returns them. Returns one :class:`Decoded` per image (numpy arrays, input pixels).
     """
     p = params or DecodeParams()
     semantic, offsets = outputs["semantic"], outputs["offsets"]
-    n_img, _, height, width = semantic.shape
+    n_img = semantic.shape[0]
+    height, width = image_size if image_size is not None else semantic.shape[-2:]
     o, s = p.out_stride, p.pif_stride
     out_size = (math.ceil(height / o), math.ceil(width / o))
+    on_grid = tuple(semantic.shape[-2:]) != (height, width)
+    if on_grid and tuple(semantic.shape[-2:]) != out_size:
+        raise ValueError(f"semantic map of {tuple(semantic.shape[-2:])} fits neither the image {(height, width)} "
+                         f"nor its stride-{o} grid {out_size}")
     n_parts = outputs["parts_confidence"].shape[1]
     if n_parts != len(COCO_KEYPOINTS):
         raise ValueError(f"expected {len(COCO_KEYPOINTS)} part fields, got {n_parts}")
@@ -671,7 +684,7 @@ def decode(outputs: dict[str, torch.Tensor], params: DecodeParams | None = None)
             semantic[b], offsets[b], players.centres, o,
             box_heights=players.boxes[:, 3] - players.boxes[:, 1],
             max_distance_factor=p.mask_max_distance_factor, max_distance_px=p.mask_max_distance_px,
-            player_class=p.player_class,
+            player_class=p.player_class, on_grid=on_grid,
         )
         keypoints = decode_keypoints(
             fused["parts"][b], masks, len(players), confidence=conf["parts"][b],

@@ -29,9 +29,13 @@ from .deepsportlab_targets import INPUT_MULTIPLE
 from .deepsportlab_train import to_input_tensor
 from .weights_registry import resolve_weights
 
-__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "working_size"]
+__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "DEFAULT_BATCH", "working_size"]
 
 DEFAULT_INPUT_HEIGHT = 720
+# Frames per forward pass when the caller gives none. On CPU one frame at a time is fastest per core: a 720p
+# frame's stride-2 activations alone take about 90 MB in float32, and batching only adds cache misses (1 thread:
+# 0.53 s per frame at batch 1, 0.70 at batch 4; bench/RESULTS.md, "Detector speed: notes"). GPUs want batches.
+DEFAULT_BATCH = {"cpu": 1, "cuda": 16}
 
 
 def working_size(width: int, height: int, input_height: int) -> tuple[float, tuple[int, int], tuple[int, int]]:
@@ -66,7 +70,8 @@ class Detections:
 
 class Detector:
     """Batched DeepSportLab inference. ``weights``: state-dict file (None: the shipped default, checksum
-    verified); ``device``: ``cpu`` or ``cuda``; ``params``: decoder thresholds."""
+    verified); ``device``: ``cpu`` or ``cuda``; ``params``: decoder thresholds; ``batch_size``: frames per
+    forward pass (None: :data:`DEFAULT_BATCH` of the device)."""
 
     def __init__(
         self,
@@ -75,7 +80,7 @@ class Detector:
         device: str = "cpu",
         input_height: int = DEFAULT_INPUT_HEIGHT,
         params: DecodeParams | None = None,
-        batch_size: int = 4,
+        batch_size: int | None = None,
     ) -> None:
         path = resolve_weights(f"deepsportlab_{backbone}", weights)
         self.weights_path = Path(path)
@@ -92,6 +97,8 @@ class Detector:
         fold_batchnorm(self.net.eval()).to(device, memory_format=torch.channels_last)
         self.input_height = int(input_height)
         self.params = params or DecodeParams()
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH["cuda" if device.startswith("cuda") else "cpu"]
         self.batch_size = max(1, int(batch_size))
 
     def _prepare(self, frames: np.ndarray) -> tuple[np.ndarray, float]:
@@ -114,8 +121,9 @@ class Detector:
             work, scale = self._prepare(frames[start : start + self.batch_size])
             x = to_input_tensor(work, self.device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
-                out = self.net(x)
-            for d in decode({k: v.float().contiguous() for k, v in out.items()}, self.params):
+                out = self.net(x, grid_stride=self.params.out_stride)  # masks need the maps on the grid only
+            outputs = {k: v.float().contiguous() for k, v in out.items()}
+            for d in decode(outputs, self.params, image_size=tuple(x.shape[-2:])):
                 results.append(_to_native(d, scale))
         return results
 

@@ -412,6 +412,38 @@ def test_decode_random_network(height, width, out_stride):
     assert sum(len(d.scores) for d in res) > 0  # untrained: confidences ~0.5 everywhere, so players are found
 
 
+@pytest.mark.parametrize("height,width,out_stride", [(H, W, 4), (120, 150, 4), (120, 150, 2)])
+def test_decoding_on_the_grid_matches_the_full_size_maps(height, width, out_stride):
+    """Inference asks the network for the segmentation maps at the decoders' grid only; masks, players, ball and
+    keypoints must come out as from the full-size maps."""
+    from matchflow.models.deepsportlab import upsample_at_grid
+
+    torch.manual_seed(1)
+    small = torch.randn(2, 3, math.ceil(height / 4), math.ceil(width / 4))
+    dense = torch.nn.functional.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+    grid = upsample_at_grid(small, (height, width), out_stride)
+    torch.testing.assert_close(grid, dense[..., ::out_stride, ::out_stride], rtol=0, atol=1e-5)
+
+    net = DeepSportLabNet().eval()
+    x = torch.randn(2, 3, height, width)
+    with torch.inference_mode():
+        sem = net(x)["semantic"]
+        others = torch.cat([sem[:, :1], sem[:, 2:]], 1).amax(1)
+        net.segmentation.semantic[-1].bias[1] += float((others - sem[:, 1]).median())  # about half are "player"
+        full, on_grid = net(x), net(x, grid_stride=out_stride)
+    assert on_grid["semantic"].shape[-2:] == (math.ceil(height / out_stride), math.ceil(width / out_stride))
+    params = DecodeParams(out_stride=out_stride)
+    a, b = decode(full, params), decode(on_grid, params, image_size=(height, width))
+    assert sum(len(d.scores) for d in a) > 0 and sum(int((d.masks > 0).sum()) for d in a) > 0
+    for da, db in zip(a, b):
+        assert db.image_size == da.image_size
+        np.testing.assert_array_equal(db.masks, da.masks)
+        np.testing.assert_allclose(db.boxes, da.boxes)
+        np.testing.assert_allclose(db.keypoints, da.keypoints)
+    with pytest.raises(ValueError, match="fits neither"):
+        decode(on_grid, params, image_size=(height + 40, width))
+
+
 def test_decode_planted_scene():
     out = blank_outputs(2)
     b = 0

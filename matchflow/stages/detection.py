@@ -6,7 +6,7 @@ One DeepSportLab network (:mod:`matchflow.models.detector`) runs on the batch's 
 - ``weights``: detector weights file (default: the shipped, checksum-verified MobileNetV2 weights);
 - ``backbone``: ``mobilenetv2`` (default) or ``resnet50`` (with ``weights``);
 - ``input_height`` (720, ``models.detector.DEFAULT_INPUT_HEIGHT``): working height in pixels the frames are resized to;
-- ``batch_size`` (4): frames per forward pass;
+- ``batch_size``: frames per forward pass (default: 1 on CPU, 16 on CUDA, ``models.detector.DEFAULT_BATCH``);
 - ``player_threshold`` (0.3), ``ball_threshold`` (0.3), ``keypoint_threshold`` (0.1): decoder thresholds.
 
 Writes ``players`` rows (``det`` numbered from 0 by descending score, box in native pixels, ``score``,
@@ -78,7 +78,7 @@ class DetectionStage(Stage):
             self._detector = Detector(
                 self.params.get("weights"), backbone=self.params.get("backbone", "mobilenetv2"),
                 device=self._device, input_height=self.input_height, params=params,
-                batch_size=int(self.params.get("batch_size", 4)),
+                batch_size=int(self.params["batch_size"]) if "batch_size" in self.params else None,
             )
         return self._detector
 
