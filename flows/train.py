@@ -30,6 +30,7 @@ from matchflow.models.deepsportlab_train import (
     train_steps,
 )
 from matchflow.models.detection_data import read_yolo_split
+from matchflow.models.detector import load_detector_weights
 
 __all__ = ["train_detector_flow", "load_sources", "DATA_CREDITS"]
 
@@ -67,11 +68,13 @@ def load_sources(sources: dict[str, str], input_height: int, progress: Callable[
 
 @task(name="train-segment")
 def _segment(sources: dict[str, str], cfg_json: str, out: str, until: int, device: str,
-             backbone_weights: str | None) -> dict:
+             backbone_weights: str | None, init: str | None) -> dict:
     cfg = DetectorTrainConfig(**json.loads(cfg_json))
     data = load_sources(sources, cfg.input_height, _say)
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, backbone_weights)
+    if init is not None and latest_checkpoint(out) is None:  # a checkpoint, once there, wins
+        load_detector_weights(net, None if init == "shipped" else init)
     return train_steps(net, data, cfg, out, until, device, progress=_say)
 
 
@@ -84,13 +87,21 @@ def train_detector_flow(
     segment: int = 200,
     backbone_weights: str | None = None,
     evaluate: Callable[[Path], dict] | None = None,
+    init: str | None = None,
 ) -> dict:
     """Train to ``config["steps"]`` in segments, resuming from ``out``'s latest checkpoint; returns the
-    content of ``training.json``. ``sources`` maps ``soccer`` / ``basketball`` / ``synthetic`` to paths."""
+    content of ``training.json``. ``sources`` maps ``soccer`` / ``basketball`` / ``synthetic`` to paths.
+    ``init``: whole-detector weights to start from instead of the ImageNet backbone alone (a file, or
+    ``"shipped"`` for the default weights): fine-tuning; ignored once ``out`` holds a checkpoint."""
     cfg = DetectorTrainConfig(**(config or {}))
     cfg_json = json.dumps(asdict(cfg))
     if not sources:
         raise ValueError("no training source given")
+    init_from = None
+    if init is not None:  # checked before any training step: a bad file fails the run at once, naming it
+        init_path, init_sha = load_detector_weights(build_network(cfg, backbone_weights),
+                                                    None if init == "shipped" else init)
+        init_from = {"path": str(init_path), "sha256": init_sha}
     last = latest_checkpoint(out)
     step = last[0] if last else 0
     artifact = create_progress_artifact(progress=100.0 * step / cfg.steps, description="detector training")
@@ -98,7 +109,7 @@ def train_detector_flow(
     t0 = time.perf_counter()
     while step < cfg.steps:
         until = min(step + segment, cfg.steps)
-        result = _segment(sources, cfg_json, out, until, device, backbone_weights)
+        result = _segment(sources, cfg_json, out, until, device, backbone_weights, init)
         segments.append(result)
         step = result["step"]
         update_progress_artifact(artifact_id=artifact, progress=100.0 * step / cfg.steps)
@@ -114,6 +125,7 @@ def train_detector_flow(
         "sha256": digest,
         "parameters": net.count_parameters(),
         "config": asdict(cfg),
+        "init": init_from,
         "steps": final[0],
         "device": device,
         "torch": torch.__version__,

