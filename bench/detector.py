@@ -51,18 +51,18 @@ def _frames(n: int, source: str | None) -> np.ndarray:
 
 
 def _measure(args: argparse.Namespace, threads: int, barrier=None) -> dict:  # noqa: ANN001 - multiprocessing Barrier
-    """Build the detector, warm it up, wait at ``barrier`` (when given) and time ``args.rounds`` batches."""
+    """Build the detector, warm it up, wait at ``barrier`` (when given) and time ``args.rounds`` rounds over the frames."""
     torch.set_num_threads(threads)
     from matchflow.models.detector import Detector
 
     det = Detector(args.weights, device=args.device, batch_size=args.batch)
-    frames = _frames(det.batch_size, args.frames_from)
+    frames = _frames(max(args.frames, det.batch_size), args.frames_from)
     det.detect(frames)  # warm-up
     if barrier is not None:
         barrier.wait()
     times, _, out = timed_rounds(lambda: det.detect(frames), args.rounds, args.device)
     return {
-        "times": times, "frames": len(frames), "people": sum(len(d.scores) for d in out),
+        "times": times, "frames": len(frames), "batch": det.batch_size, "people": sum(len(d.scores) for d in out),
         "input_height": det.input_height, "weights": det.weights_path.name, "sha256": det.sha256,
     }
 
@@ -94,6 +94,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--batch", type=int, help="frames per forward pass (default: the detector's for the device)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=8, help="frames per timed round, in batches (default 8)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the single process")
     ap.add_argument("--processes", type=int, default=0,
                     help="CPU: this many single-threaded processes at once instead of one process")
@@ -105,16 +106,17 @@ def main() -> int:
         ap.error("--processes is for --device cpu")
     runs = _in_processes(args) if args.processes else [_measure(args, args.threads)]
     first = runs[0]
-    batch, people = first["frames"], first["people"]
-    meds = [statistics.median(r["times"]) for r in runs]
-    fps = sum(batch / m for m in meds)  # the processes ran side by side: their rates add up
+    n, people = first["frames"], first["people"]
+    meds = [statistics.median(r["times"]) / n for r in runs]
+    fps = sum(1 / m for m in meds)  # the processes ran side by side: their rates add up
     cores = (args.processes or args.threads) if args.device == "cpu" else None
     layout = (f"{args.processes} processes x 1 thread" if args.processes else f"1 process x {args.threads} threads")
     dev = "CPU" if args.device == "cpu" else torch.cuda.get_device_name(0) + " (bf16)"
     size = f"1280x720 ({first['input_height']} px high)"
     med = " / ".join(f"{m:.3f}" for m in meds)
+    batch = first["batch"]
     rows = [
-        "| device | workers | batch | input (working size) | median s / batch | frames / s | frames / s / core |",
+        "| device | workers | batch | input (working size) | median s / frame | frames / s | frames / s / core |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         f"| {dev} | {layout} | {batch} | {size} | {med} | {fps:.2f} | {fps / cores:.2f} |" if cores else
         f"| {dev} | 1 process | {batch} | {size} | {med} | {fps:.1f} | - |",
@@ -122,9 +124,9 @@ def main() -> int:
     body = "\n".join([
         f"Machine: {machine_description()}.",
         f"Command: `{invocation(__file__)}`",
-        f"Weights: `{first['weights']}` (sha256 {first['sha256'][:16]}...); people found per batch: {people}; "
-        f"{args.rounds} timed rounds after one warm-up, median (one median per process). Times include resizing, "
-        "the forward pass and the decoders (fusion, centres, masks, keypoints).",
+        f"Weights: `{first['weights']}` (sha256 {first['sha256'][:16]}...); each round detects in the same {n} frames "
+        f"({people} people found); {args.rounds} timed rounds after one warm-up, median (one median per process). "
+        "Times include resizing, the forward pass and the decoders (fusion, centres, masks, keypoints).",
         "",
         *rows,
     ])
