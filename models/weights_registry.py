@@ -18,7 +18,7 @@ __all__ = ["REGISTRY", "shipped_path", "resolve_weights", "PACKAGED", "packaged_
 REGISTRY: dict[str, tuple[str, str]] = {
     "deepsportlab_mobilenetv2": (
         "deepsportlab/deepsportlab_mobilenetv2.pt",
-        "a1f0d339efb17abe49223cd67cbdd17a943d946d7d78a941a5ce8204327b4f23",
+        "bd30048ed3e38c92db2dc1b0032d25dc2d098fcd509a260de73cbbae12f3f342",
     ),
 }
 
