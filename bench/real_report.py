@@ -74,6 +74,9 @@ def main() -> int:
     ap.add_argument("--skip-run", action="store_true", help="only rewrite the page from the run under --work")
     args = ap.parse_args()
 
+    from matchflow.cli import _setup_logging
+
+    _setup_logging(False)  # before Prefect is imported: it reads its logging settings once, at import
     from matchflow.html_report import build_report
 
     work = Path(args.work)
@@ -81,11 +84,9 @@ def main() -> int:
     if not args.skip_run:
         from matchflow.config import PipelineConfig
         from matchflow.flows.corpus import run_corpus
-        from matchflow.cli import _setup_logging
         from matchflow.prefect_env import local_api
         from matchflow.stages.registry import available
 
-        _setup_logging(False)  # Prefect and Dask as quiet as `matchflow run`
         t0 = time.perf_counter()
         video = corpus / GAME / "1_1080p.mp4"
         if video.exists() and video.stat().st_mtime > max(p.stat().st_mtime for p in Path(args.images).iterdir()):
