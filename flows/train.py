@@ -21,6 +21,7 @@ import torch
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from matchflow.models.deepsportlab import DeepSportLabNet
 from matchflow.models.deepsportlab_train import (
     DetectorTrainConfig,
     TrainingData,
@@ -74,7 +75,7 @@ def _segment(sources: dict[str, str], cfg_json: str, out: str, until: int, devic
     torch.manual_seed(cfg.seed)
     net = build_network(cfg, backbone_weights)
     if init is not None and latest_checkpoint(out) is None:  # a checkpoint, once there, wins
-        load_detector_weights(net, None if init == "shipped" else init)
+        load_detector_weights(net, init)
     return train_steps(net, data, cfg, out, until, device, progress=_say)
 
 
@@ -99,9 +100,9 @@ def train_detector_flow(
         raise ValueError("no training source given")
     init_from = None
     if init is not None:  # checked before any training step: a bad file fails the run at once, naming it
-        init_path, init_sha = load_detector_weights(build_network(cfg, backbone_weights),
-                                                    None if init == "shipped" else init)
+        init_path, init_sha = load_detector_weights(DeepSportLabNet(cfg.backbone), None if init == "shipped" else init)
         init_from = {"path": str(init_path), "sha256": init_sha}
+        init = str(init_path)  # the segments load this very file
     last = latest_checkpoint(out)
     step = last[0] if last else 0
     artifact = create_progress_artifact(progress=100.0 * step / cfg.steps, description="detector training")

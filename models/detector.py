@@ -57,7 +57,7 @@ def load_detector_weights(net: DeepSportLabNet, weights: str | Path | None) -> t
         net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - re-raised naming the file
         raise WeightsLoadError(f"cannot load detector weights {path}: {exc}") from exc
-    return Path(path), sha256_file(path)
+    return path, sha256_file(path)
 
 
 @dataclass
