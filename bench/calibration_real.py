@@ -24,8 +24,8 @@ DEFAULT = Path(__file__).resolve().parents[1].parent / "shared/data/soccer-playe
 
 
 def main() -> None:
-    from matchflow.models.calibrator import Calibrator
-    from matchflow.models.pitch import PitchModel
+    from matchflow.models.calibration.calibrator import Calibrator
+    from matchflow.models.geometry.pitch import PitchModel
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default=str(DEFAULT))

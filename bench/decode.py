@@ -33,15 +33,12 @@ from pathlib import Path
 import av
 import decord
 import numpy as np
+from common import load_average, machine_with_load, update_section
+
+from matchflow.synth.indexed_video import write_test_video
+from matchflow.video import DEFAULT_BATCH_FRAMES, iter_frames, sample_indices
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-
-from common import load_average, machine_with_load, update_section  # noqa: E402
-
-from matchflow.video import DEFAULT_BATCH_FRAMES, iter_frames, sample_indices  # noqa: E402
-from tests.videos import write_test_video  # noqa: E402
 
 SAMPLE_FPS = 2.0
 

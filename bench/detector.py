@@ -1,6 +1,6 @@
 """Detector throughput: 720p frames per second of batched DeepSportLab inference (forward pass and decoding).
 
-Times :meth:`matchflow.models.detector.Detector.detect` on batches of real-looking 1280x720 frames (a
+Times :meth:`matchflow.models.detection.detector.Detector.detect` on batches of real-looking 1280x720 frames (a
 synthetic corpus's frames when ``--frames-from`` names a ``matchflow synth-detection`` folder, otherwise
 frames rendered on the fly), after a warm-up round. Two ways to use the CPU:
 
@@ -25,12 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import invocation, machine_description, publish, timed_rounds
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-
-from common import invocation, machine_description, publish, timed_rounds  # noqa: E402
 
 
 def _frames(n: int, source: str | None) -> np.ndarray:
@@ -41,8 +38,9 @@ def _frames(n: int, source: str | None) -> np.ndarray:
         imgs = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
         imgs = [cv2.resize(i, (1280, 720)) for i in imgs]
     else:
-        from matchflow.synth.detection import render_detection_dataset
         import tempfile
+
+        from matchflow.synth.detection import render_detection_dataset
 
         with tempfile.TemporaryDirectory() as d:
             render_detection_dataset(d, frames=n, seed=7, width=1280, height=720, workers=1)
@@ -50,10 +48,10 @@ def _frames(n: int, source: str | None) -> np.ndarray:
     return np.stack(imgs)
 
 
-def _measure(args: argparse.Namespace, threads: int, barrier=None) -> dict:  # noqa: ANN001 - multiprocessing Barrier
+def _measure(args: argparse.Namespace, threads: int, barrier=None) -> dict:  # multiprocessing Barrier
     """Build the detector, warm it up, wait at ``barrier`` (when given) and time ``args.rounds`` rounds over the frames."""
     torch.set_num_threads(threads)
-    from matchflow.models.detector import Detector
+    from matchflow.models.detection.detector import Detector
 
     det = Detector(args.weights, device=args.device, batch_size=args.batch)
     frames = _frames(max(args.frames, det.batch_size), args.frames_from)
@@ -67,7 +65,7 @@ def _measure(args: argparse.Namespace, threads: int, barrier=None) -> dict:  # n
     }
 
 
-def _process(args: argparse.Namespace, barrier, queue) -> None:  # noqa: ANN001 - multiprocessing objects
+def _process(args: argparse.Namespace, barrier, queue) -> None:  # multiprocessing objects
     queue.put(_measure(args, 1, barrier))
     queue.close()
     queue.join_thread()  # the result is in the pipe before the exit below

@@ -21,11 +21,9 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+from common import invocation, machine_description, publish
 
-from common import invocation, machine_description, publish  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def _f(v: float | None, digits: int = 3) -> str:
@@ -41,8 +39,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    from matchflow.models.detector import Detector
-    from matchflow.models.detector_eval import evaluate_detector, read_split
+    from matchflow.models.detection.detector import Detector
+    from matchflow.training.detection.evaluate import evaluate_detector, read_split
 
     det = Detector(args.weights, device=args.device)
     runs = {

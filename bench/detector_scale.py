@@ -15,14 +15,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+from common import invocation, machine_description, update_section
 
-from common import invocation, machine_description, update_section  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
@@ -35,9 +32,9 @@ def main() -> None:
 
     import torch
 
-    from matchflow.models.detection_data import read_yolo_split
-    from matchflow.models.detector import DEFAULT_INPUT_HEIGHT, Detector
-    from matchflow.models.detector_eval import evaluate_detector
+    from matchflow.models.detection.detector import DEFAULT_INPUT_HEIGHT, Detector
+    from matchflow.training.detection.data import read_yolo_split
+    from matchflow.training.detection.evaluate import evaluate_detector
 
     torch.set_num_threads(1)
     samples = list(itertools.islice(read_yolo_split(args.soccer, "train"), 0, None, args.every))

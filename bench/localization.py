@@ -23,27 +23,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
+from common import header, load_average, publish, timed_rounds, work_folder
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-
-from common import header, load_average, publish, timed_rounds, work_folder  # noqa: E402
-
 
 ERRORS = ("pipeline", "gt_homography", "gt_boxes", "calibration_shift", "on_field_matched")
 
 
 def _match(pred: np.ndarray, gt: np.ndarray, thr: float = 0.5) -> list[tuple[int, int]]:
     """One-to-one matches (pred index, gt index) with IoU >= thr, greedy by decreasing IoU."""
-    from matchflow.models.detection_metrics import box_iou
+    from matchflow.models.detection.metric import box_iou
 
     if len(pred) == 0 or len(gt) == 0:
         return []
@@ -88,7 +83,7 @@ def run_half(folder: Path, half: int, stages: list, batch_frames: int = 4) -> di
 
 def evaluate(folder: Path, half: int, batches: list) -> dict[str, list[float]]:
     """Position errors (metres) of matched players on frames with a valid calibration."""
-    from matchflow.models.localization import foot_points, image_to_pitch
+    from matchflow.models.representations.localization import foot_points, image_to_pitch
 
     gt_players = pd.read_parquet(folder / f"{half}_gt_players.parquet")
     gt_frames = pd.read_parquet(folder / f"{half}_gt_frames.parquet").set_index("frame")
@@ -130,7 +125,7 @@ def evaluate(folder: Path, half: int, batches: list) -> dict[str, list[float]]:
 def time_localization(halves: list[dict], rounds: int) -> tuple[float, float, int]:
     """Median CPU seconds and median wall seconds over ``rounds`` of the localization + graph work on every
     stored batch (one thread: CPU time is one core's time, whatever else runs on the machine); frames."""
-    from matchflow.models.player_graph import graph_edges
+    from matchflow.models.representations.graph import graph_edges
     from matchflow.stages.localization import localize_batch
 
     frames = sum(h["frames"] for h in halves)

@@ -23,16 +23,15 @@ import sys
 import time
 from pathlib import Path
 
+from common import header, publish, synthesized_corpus, work_folder
+
+from matchflow.config import PipelineConfig
+from matchflow.games import prepare_game
+from matchflow.pipeline import Pipeline, build_pipeline, process_chunk
+from matchflow.storage.corpus import Game, list_games
+from matchflow.storage.layout import OutputLayout
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import header, publish, synthesized_corpus, work_folder  # noqa: E402
-
-from matchflow.config import PipelineConfig  # noqa: E402
-from matchflow.games import prepare_game  # noqa: E402
-from matchflow.pipeline import Pipeline, build_pipeline, process_chunk  # noqa: E402
-from matchflow.storage.corpus import Game, list_games  # noqa: E402
-from matchflow.storage.layout import OutputLayout  # noqa: E402
 
 
 def plain_loop(corpus: str, out: str, cfg: PipelineConfig) -> tuple[float, int]:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from common import header, publish, synthesized_corpus, work_folder
 
-from common import header, publish, synthesized_corpus, work_folder  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:

@@ -29,10 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from common import header, publish, work_folder
 
-from common import header, publish, work_folder  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 class PeakRSS:
@@ -64,7 +63,7 @@ class PeakRSS:
                 pass
             self._stop.wait(self.period)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 

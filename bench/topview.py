@@ -1,13 +1,13 @@
 """Top-view and feature-vector throughput, per core.
 
-Top views: the colour composition and the binary channels of one frame (:class:`matchflow.models.topview.
+Top views: the colour composition and the binary channels of one frame (:class:`matchflow.models.representations.topview.
 TopviewRenderer.render`), and the ``topview`` stage on batches of 16 frames with their table rows (what the
 pipeline runs), single-threaded (``cv2.setNumThreads(1)``, ``torch.set_num_threads(1)``). Inputs are
 realistic: every camera of the World Cup 2014 prior (``matchflow/data/wc14_camera_prior.json``, 1280x720) in
 turn, 22 players on the seen part of the pitch in two kit colours, plus a referee and two people off the
 field per frame.
 
-Feature vectors: :class:`matchflow.models.topview_features.FeatureExtractor` on batches of colour
+Feature vectors: :class:`matchflow.models.representations.features.FeatureExtractor` on batches of colour
 compositions, ``mobilenetv2`` with its packaged ImageNet weights and ``resnet34`` with randomly initialised
 weights (no ImageNet ResNet-34 weights ship; the speed is the same). On CPU: fp32, ``--threads`` threads
 (default 1); on CUDA (``--device cuda``): bf16 autocast. Writes the "Top views and features (<device>)"
@@ -25,12 +25,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import invocation, load_average, machine_with_load, publish, timed_rounds
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
-
-from common import invocation, load_average, machine_with_load, publish, timed_rounds  # noqa: E402
 
 SIZE = (1280, 720)
 
@@ -39,8 +36,8 @@ def _inputs(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndar
     """Per frame: pitch-to-image homography, positions (25, 2) m, colours (25, 3) uint8, on_field (25,)."""
     import cv2
 
-    from matchflow.models.pitch import PitchModel
-    from matchflow.synth.director import load_camera_prior
+    from matchflow.models.geometry.camera_prior import load_camera_prior
+    from matchflow.models.geometry.pitch import PitchModel
 
     prior = load_camera_prior()
     names = sorted(prior)
@@ -67,7 +64,7 @@ def _inputs(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndar
 
 def bench_render(inputs, rounds: int) -> dict[str, float]:
     """Median seconds per frame: the renderer alone, and the ``topview`` stage on batches of 16 frames."""
-    from matchflow.models.topview import renderer
+    from matchflow.models.representations.topview import renderer
     from matchflow.stages.base import Batch, HalfContext
     from matchflow.stages.topview import TopviewStage
     from matchflow.video import VideoInfo
@@ -120,7 +117,7 @@ def bench_features(backbone: str, views: np.ndarray, device: str, batch: int, ro
     """Median wall and process (CPU) seconds per top view of the feature extractor, and a note on its weights."""
     import torch
 
-    from matchflow.models.topview_features import FeatureExtractor, build_backbone
+    from matchflow.models.representations.features import FeatureExtractor, build_backbone
 
     with tempfile.TemporaryDirectory() as d:
         weights = None
@@ -153,7 +150,7 @@ def main() -> int:
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    from matchflow.models.topview import renderer
+    from matchflow.models.representations.topview import renderer
 
     load0 = load_average()
     inputs = _inputs(args.frames)

@@ -21,9 +21,6 @@ while IFS='=' read -r key value; do
 done < <("$BIN/python" -c 'from matchflow.prefect_env import QUIET_OFFLINE as q; print("\n".join(f"{k}={v}" for k, v in q.items()))')
 
 export PREFECT_API_URL="http://127.0.0.1:$PORT/api"
-# The deployments' pull step changes into $MATCHFLOW_ROOT, resolved by each flow run from its worker's
-# environment: the deploy below runs without it so that the placeholder is kept, the worker gets this checkout.
-export MATCHFLOW_ROOT="$ROOT"
 
 log() { printf 'matchflow serve: %s\n' "$*" >&2; }
 
@@ -91,7 +88,7 @@ log "server healthy at $PREFECT_API_URL"
 if ! "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1; then
     "$BIN/prefect" work-pool create "$POOL" --type process
 fi
-env -u MATCHFLOW_ROOT "$BIN/prefect" --no-prompt deploy --all --prefect-file deploy/prefect.yaml
+"$BIN/prefect" --no-prompt deploy --all --prefect-file deploy/prefect.yaml
 
 log "starting a worker on $POOL"
 "$BIN/prefect" worker start --pool "$POOL" --type process --limit "${MATCHFLOW_WORKER_LIMIT:-1}" &

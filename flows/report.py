@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from matchflow.games import _display_url
 
 if TYPE_CHECKING:
-    from matchflow.flows.corpus import RunSummary
+    from matchflow.flows.summary import RunSummary
 
 
 def artifact_key(out: str, suffix: str) -> str:
@@ -101,7 +102,7 @@ class RunArtifacts:
         if self.progress_id is None or not self.total:
             return
         pct = min(100.0, 100.0 * self.finished / self.total)
-        self._safe("update the progress artifact", lambda: update_progress_artifact(self.progress_id, pct))
+        self._safe("update the progress artifact", lambda: update_progress_artifact(cast(UUID, self.progress_id), pct))
 
     def report(self, summary: RunSummary, corpus: str) -> None:
         from prefect.artifacts import create_markdown_artifact

@@ -1,7 +1,7 @@
 """Prefect flow that trains the DeepSportLab detector: ``matchflow train detector``.
 
 Thin: the flow loads the labelled frames once, then runs one task per segment of ``segment`` steps
-(:func:`matchflow.models.deepsportlab_train.train_steps`, which checkpoints as it goes and resumes from the
+(:func:`matchflow.training.detection.train.train_steps`, which checkpoints as it goes and resumes from the
 latest checkpoint), publishes a progress artifact after each segment, and finally writes the weights, their
 SHA-256 and ``training.json`` (configuration, data, losses, and the validation metrics when an evaluation
 function is given).
@@ -16,13 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
+from uuid import UUID
 
 import torch
 from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from matchflow.models.deepsportlab import DeepSportLabNet
-from matchflow.models.deepsportlab_train import (
+from matchflow.models.detection.detector import load_detector_weights
+from matchflow.models.detection.network import DeepSportLabNet
+from matchflow.training.detection.data import read_yolo_split
+from matchflow.training.detection.train import (
     DetectorTrainConfig,
     TrainingData,
     build_network,
@@ -30,8 +34,6 @@ from matchflow.models.deepsportlab_train import (
     latest_checkpoint,
     train_steps,
 )
-from matchflow.models.detection_data import read_yolo_split
-from matchflow.models.detector import load_detector_weights
 
 __all__ = ["train_detector_flow", "load_sources", "DATA_CREDITS"]
 
@@ -105,7 +107,7 @@ def train_detector_flow(
         init = str(init_path)  # the segments load this very file
     last = latest_checkpoint(out)
     step = last[0] if last else 0
-    artifact = create_progress_artifact(progress=100.0 * step / cfg.steps, description="detector training")
+    artifact = cast(UUID, create_progress_artifact(progress=100.0 * step / cfg.steps, description="detector training"))
     segments = []
     t0 = time.perf_counter()
     while step < cfg.steps:

@@ -56,7 +56,7 @@ def cmd_synth_detection(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(summary) -> None:  # noqa: ANN001 - flows.corpus.RunSummary
+def _print_summary(summary) -> None:  # flows.corpus.RunSummary
     print(
         f"run {summary.run_id}: {summary.games} games, {len(summary.committed)} committed, "
         f"{len(summary.skipped)} skipped (up to date), {len(summary.failed)} failed; "
@@ -78,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from matchflow.flows.corpus import ClusterError, check_cluster, run_corpus
+    from matchflow.flows.cluster import ClusterError, check_cluster
+    from matchflow.flows.corpus import run_corpus
     from matchflow.pipeline import PipelineError, build_pipeline
     from matchflow.prefect_env import local_api
 
@@ -126,7 +127,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from matchflow.storage.manifest import read_all_manifests
 
     manifests = read_all_manifests(OutputLayout.at(args.out))
-    for gid, m in sorted(manifests.items(), key=lambda kv: kv[1].get("game", "")):
+    for _gid, m in sorted(manifests.items(), key=lambda kv: kv[1].get("game", "")):
         extra = f" frames={m.get('sampled_frames')}" if m.get("status") == "committed" else f" errors={m.get('errors')}"
         print(f"{m.get('status'):9s} {m.get('game')}{extra}")
     return 0
@@ -174,11 +175,11 @@ def _cuda_missing(device: str) -> bool:
 
 
 def cmd_eval_detector(args: argparse.Namespace) -> int:
-    from matchflow.models.deepsportlab import WeightsLoadError
-    from matchflow.models.detection_data import DatasetError
-    from matchflow.models.detector import Detector
-    from matchflow.models.detector_eval import evaluate_detector, read_split
+    from matchflow.models.detection.detector import Detector
+    from matchflow.models.weights import WeightsLoadError
     from matchflow.storage import fs
+    from matchflow.training.detection.data import DatasetError
+    from matchflow.training.detection.evaluate import evaluate_detector, read_split
 
     if _cuda_missing(args.device):
         return 2
@@ -200,7 +201,7 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
 
 
 def cmd_train_calibration(args: argparse.Namespace) -> int:
-    from matchflow.models.ccbv_train import train_calibration
+    from matchflow.training.calibration.train import train_calibration
 
     if _cuda_missing(args.device):
         return 2
@@ -221,7 +222,7 @@ def cmd_train_calibration(args: argparse.Namespace) -> int:
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
     from matchflow.flows.train import train_detector_flow
-    from matchflow.models.deepsportlab import WeightsLoadError
+    from matchflow.models.weights import WeightsLoadError
     from matchflow.prefect_env import local_api
 
     if _cuda_missing(args.device):
@@ -241,7 +242,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
               "mix": {k: v for k, v in mix.items() if k in sources}}
     evaluate = None
     if not args.no_eval:
-        from matchflow.models.detector_eval import validation_metrics
+        from matchflow.training.detection.evaluate import validation_metrics
 
         def evaluate(weights: Path) -> dict:
             return validation_metrics(weights, sources, backbone=args.backbone, device=args.device,

@@ -85,7 +85,7 @@ class PipelineConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "PipelineConfig":
+    def _check(self) -> PipelineConfig:
         if self.chunk_frames % self.batch_frames:
             raise ValueError(
                 f"chunk_frames ({self.chunk_frames}) must be a multiple of batch_frames ({self.batch_frames})"
@@ -160,6 +160,25 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> PipelineCon
         source = f"{path} (with command-line options)" if any(v is not None for v in overrides.values()) else str(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return PipelineConfig.model_validate(data)
+        config = PipelineConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
+    try:
+        check_stage_params(config)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration in {source}: {exc}") from None
+    return config
+
+
+def check_stage_params(config: PipelineConfig) -> None:
+    """Validate ``stage_params`` against each listed stage's typed parameters (``Stage.Params``); raises
+    ValueError naming the stage and the field. Unknown stage names are left to the pipeline's chain check."""
+    from matchflow.stages.base import parse_params
+    from matchflow.stages.registry import stage_class
+
+    for entry in config.stages:
+        try:
+            cls = stage_class(entry)
+        except KeyError:
+            continue
+        parse_params(cls.name, cls.Params, config.stage_params.get(cls.name))

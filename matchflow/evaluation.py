@@ -4,7 +4,7 @@ Calibration (:func:`evaluate_calibration`): the committed ``calibration`` and ``
 are matched to the ``<half>_gt_frames.parquet`` files that ``matchflow synth`` writes beside each video: games by
 game key (the game folder's path relative to the corpus root), halves by number, frames by source video frame
 number (``frames.video_frame`` against the ground truth's ``frame``). Scores are the World Cup 2014 IoU part and
-IoU entire of :mod:`matchflow.models.calibration_metrics`, computed with pitch-to-image homographies in the
+IoU entire of :mod:`matchflow.models.calibration.metric`, computed with pitch-to-image homographies in the
 frame's native pixels.
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from matchflow.models.calibration_metrics import CalibrationIoU, calibration_iou, summarize
-from matchflow.models.pitch import PitchModel
+from matchflow.models.calibration.metric import CalibrationIoU, calibration_iou, summarize
+from matchflow.models.geometry.pitch import PitchModel
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.manifest import committed_game_ids
@@ -118,7 +118,7 @@ def _read_gt_half(url: str, storage_options: dict[str, Any] | None) -> pd.DataFr
     filesystem = fs.filesystem(url, storage_options)
     try:
         tbl = pq.read_table(fs.strip_protocol(url), filesystem=filesystem)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported with its name
+    except Exception as exc:  # any unreadable file is reported with its name
         raise EvaluationError(f"ground-truth file {url} cannot be read: {exc}") from None
     names = set(tbl.column_names)
     missing = {"frame", "pitch_fraction"} - names

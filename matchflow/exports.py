@@ -17,8 +17,9 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -27,11 +28,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from matchflow.models.pitch import PitchModel
-from matchflow.models.soccernet_calib import write_ccbv
+from matchflow.models.geometry.pitch import PitchModel
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.manifest import COMMITTED, read_all_manifests
+from matchflow.storage.soccernet import write_ccbv
 from matchflow.storage.tables import committed_dataset
 
 __all__ = [
@@ -250,6 +251,7 @@ def kloppy_tracking_table(
     tracks = sorted({int(t) for t in tracked.column("track").to_pylist()})
     p = best(tracked, ["row", "track"]) if tracked.num_rows else None
     for track in tracks:
+        assert p is not None  # tracks is non-empty only when tracked has rows
         sel = p[p["track"] == track]
         cols[f"{track}_x"] = pa.array(column(sel, "x", 1.0), from_pandas=True)
         cols[f"{track}_y"] = pa.array(column(sel, "y", -1.0), from_pandas=True)
@@ -367,7 +369,7 @@ def export_soccernet_ccbv(
 
     Per game and half: ``dest/<game_id>/<half>_field_calib_ccbv.json``, one prediction per sampled frame of the
     ``frames`` table in frame order, from the ``calibration`` table through
-    :func:`matchflow.models.soccernet_calib.write_ccbv` (pitch-to-image homographies for the frames' native
+    :func:`matchflow.storage.soccernet.write_ccbv` (pitch-to-image homographies for the frames' native
     ``width`` x ``height``, confidence = ``score``); frames without a valid calibration get the placeholder
     homography with confidence 0. Needs the ``frames`` and ``calibration`` tables.
     """
@@ -388,7 +390,7 @@ def _export_ccbv_game(
         hs = np.full((n, 9), np.nan)
         conf = np.zeros(n)
         valid = np.zeros(n, bool)
-        cal = _half(calibration, h)
+        cal = cast(pa.Table, _half(calibration, h))  # the table is required: export() ran _check_tables
         if cal.num_rows:
             rows = _row_of(_ints(fr, "frame"), _ints(cal, "frame"))
             m = rows >= 0

@@ -13,18 +13,21 @@ import subprocess
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matchflow import __version__
 from matchflow.config import PipelineConfig
 from matchflow.pipeline import ChunkResult, ChunkSpec, Pipeline, plan_chunks
 from matchflow.storage import arrays as zarr_io
 from matchflow.storage import fs
+from matchflow.storage.contract import CONTRACT_VERSION, TABLES
 from matchflow.storage.corpus import Game
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.manifest import COMMITTED, FAILED, read_manifest, remove_manifest, write_manifest
-from matchflow.storage.schema import CONTRACT_VERSION, TABLES
 from matchflow.video import VideoError, VideoInfo, probe, sample_indices
+
+if TYPE_CHECKING:
+    from matchflow.game_stages import HalfResult
 
 
 @lru_cache(maxsize=1)
@@ -81,12 +84,12 @@ def prepare_game(game: Game, config: PipelineConfig, layout: OutputLayout, pipel
 
     Raises VideoError (naming the file) when a half cannot be read, ValueError when the folder is not a game.
     """
-    started = dt.datetime.now(dt.timezone.utc).isoformat()
+    started = dt.datetime.now(dt.UTC).isoformat()
     if game.error:
         raise ValueError(game.error)
     so = config.storage_options
     videos = {half: probe(url, so) for half, url in sorted(game.halves.items())}
-    for half, info in videos.items():
+    for info in videos.values():
         if info.n_frames <= 0 or info.fps <= 0:
             raise VideoError(f"{info.path}: no frames to read (frames={info.n_frames}, fps={info.fps})")
     clear_game(layout, game.game_id, so)
@@ -133,18 +136,28 @@ def commit_game(
     layout: OutputLayout,
     pipeline: Pipeline,
     run_id: str,
+    half_results: list[HalfResult] | None = None,
 ) -> dict[str, Any]:
-    """Write the committed manifest of a game (the last write); returns it."""
+    """Write the committed manifest of a game (the last write); returns it. ``half_results``: what the
+    game-level stages of each half returned (required for every half when the pipeline has such stages)."""
     got = {(r.half, r.chunk) for r in results}
     want = {(c.half, c.chunk) for c in plan.chunks}
     if got != want:
         raise RuntimeError(f"game {plan.game.key!r}: chunks {sorted(want - got)} have no result; not committing")
+    if pipeline.game_stages:
+        done = {h.half for h in half_results or []}
+        if done != set(plan.videos):
+            raise RuntimeError(f"game {plan.game.key!r}: the game-level stages of half(s) "
+                               f"{sorted(set(plan.videos) - done)} have no result; not committing")
     rows: dict[str, int] = {}
     seconds: dict[str, float] = {}
     for r in results:
         for t, n in r.rows.items():
             rows[t] = rows.get(t, 0) + n
         for k, s in r.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + s
+    for h in half_results or []:
+        for k, s in h.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + s
     manifest = _manifest_base(plan.game, config, pipeline, run_id, plan.started_at)
     manifest.update(
@@ -154,7 +167,7 @@ def commit_game(
         chunks=len(results),
         chunk_runs=[
             {"half": r.half, "chunk": r.chunk, "frames": r.frames, "worker": r.worker,
-             "started": dt.datetime.fromtimestamp(r.started, dt.timezone.utc).isoformat(), "wall_s": round(r.wall, 3)}
+             "started": dt.datetime.fromtimestamp(r.started, dt.UTC).isoformat(), "wall_s": round(r.wall, 3)}
             for r in sorted(results, key=lambda r: (r.half, r.chunk))
         ],
         rows=rows,
@@ -190,5 +203,5 @@ def _manifest_base(
         "model_checksums": pipeline.model_checksums(),
         "code_version": code_version(),
         "started_at": started_at,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
     }

@@ -25,13 +25,13 @@ import datetime as dt
 import html
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from matchflow.models.pitch import PitchModel, draw_polylines
+from matchflow.models.geometry.pitch import PitchModel, draw_polylines
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.manifest import COMMITTED, read_all_manifests
@@ -85,7 +85,7 @@ def load_game(layout: OutputLayout, game_id: str, manifest: dict[str, Any],
             ds = committed_dataset(layout, table, [game_id], storage_options)
             present = [c for c in cols if c in ds.schema.names]
             df = ds.to_table(columns=present).to_pandas()
-        except Exception as exc:  # noqa: BLE001 - a damaged table must not take the page down
+        except Exception as exc:  # a damaged table must not take the page down
             data.notes.append(f"table {table} could not be read: {type(exc).__name__}: {exc}")
             df = pd.DataFrame({c: [] for c in cols})
         for c in cols:
@@ -193,7 +193,7 @@ def draw_frame(
             disp = np.diag([sx, sy, 1.0]) @ m
             mask = (pitch or PitchModel()).line_mask(disp, (out.shape[1], out.shape[0]), thickness_px=2)
             out[mask > 0] = LINE_COLOUR
-        except Exception as exc:  # noqa: BLE001 - a degenerate homography: no lines, not a crash
+        except Exception as exc:  # a degenerate homography: no lines, not a crash
             _log.warning("pitch lines not drawn: %s", exc)
     if players is not None and len(players):
         boxes = players[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
@@ -255,7 +255,7 @@ def kit_groups(players: pd.DataFrame, seed: int = 0, max_fit: int = 20000) -> tu
                 colours.append(tuple(int(round(v)) for v in c) if np.isfinite(c).all() else GROUP_COLOURS[j])
             else:
                 colours.append(GROUP_COLOURS[j])
-        return labels, colours, "team"
+        return labels, cast("list[tuple[int, int, int]]", colours), "team"
     if not have_rgb:
         return labels, [], ""
     rgb = players[rgb_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
@@ -278,7 +278,7 @@ def kit_groups(players: pd.DataFrame, seed: int = 0, max_fit: int = 20000) -> tu
     remap[order] = np.arange(2)
     labels[idx] = remap[lab]
     colours = [tuple(int(round(v)) for v in centres[order[j]]) for j in range(2)]
-    return labels, colours, "kit colour k-means"
+    return labels, cast("list[tuple[int, int, int]]", colours), "kit colour k-means"
 
 
 _PX_PER_M = 5.0
@@ -352,7 +352,7 @@ def _video_for(data: GameData, half: int, corpus_games: dict[str, Any] | None,
         try:
             if fs.exists(path, storage_options):
                 return path, ""
-        except Exception:  # noqa: BLE001 - unreachable storage: try the next candidate
+        except Exception:  # unreachable storage: try the next candidate
             continue
     if not candidates:
         return None, (f"no video known for half {half}: the manifest records none and "
@@ -447,7 +447,7 @@ def _frames_section(data: GameData, corpus_games: dict[str, Any] | None, storage
     parts.append(f'<p class="small">{per_half} frame(s) per half: the middle frame of each of {per_half} equal parts '
                  "of the half, or the frame nearest to it with a valid calibration within that part.</p>")
     cal_by = {(int(r.half), int(r.frame)): r for r in cal.itertuples(index=False)} if len(cal) else {}
-    ball_by = {}
+    ball_by: dict[tuple[int, int], tuple[float, float, float]] = {}
     if len(ball):
         for r in ball.sort_values("score", ascending=False).itertuples(index=False):
             ball_by.setdefault((int(r.half), int(r.frame)), (float(r.x), float(r.y), float(r.score)))
@@ -459,7 +459,7 @@ def _frames_section(data: GameData, corpus_games: dict[str, Any] | None, storage
         if path is not None:
             try:
                 decoded = _decode(path, g["video_frame"].astype(int).tolist(), storage_options)
-            except Exception as exc:  # noqa: BLE001 - a broken video gives a note, not a crash
+            except Exception as exc:  # a broken video gives a note, not a crash
                 why = f"video of half {half} could not be decoded: {type(exc).__name__}: {exc}"
         if why:
             parts.append(_note(why))
@@ -503,17 +503,17 @@ def _topview_section(layout: OutputLayout, data: GameData, halves: list[int], st
     url = layout.zarr(data.game_id)
     try:
         group = zarr_io.open_game_group(url, storage_options, mode="r")
-    except Exception:  # noqa: BLE001 - absent group
+    except Exception:  # absent group
         return parts[0] + _note("no Zarr group for this game: no top views")
     shown = False
     for half in halves or [1, 2]:
         try:
             arr = group[f"{half}/topview_cc"]
-        except (KeyError, Exception):  # noqa: BLE001
+        except (KeyError, Exception):
             continue
         try:
             got = topview_strip(arr)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             parts.append(_note(f"topview_cc of half {half} could not be read: {exc}"))
             continue
         if got is None:
@@ -565,6 +565,7 @@ def _positions_section(data: GameData, labels: np.ndarray, colours: list, how: s
         rest = sel
     if rest.any():
         if have_rgb and how:
+            assert rgb is not None  # rgb is None only without have_rgb
             cols = rgb[rest]
             cap = "goalkeepers, referees and others, each dot in its mean kit colour"
         else:
@@ -634,7 +635,7 @@ def render_report(
 
         try:
             corpus_games = {g.key: g for g in list_games(corpus, storage_options)}
-        except Exception as exc:  # noqa: BLE001 - a wrong --corpus: note, videos from the manifests
+        except Exception as exc:  # a wrong --corpus: note, videos from the manifests
             corpus_note = f"corpus {corpus} could not be listed: {type(exc).__name__}: {exc}"
             corpus_games = {}
     committed = sorted(((g, m) for g, m in manifests.items() if m.get("status") == COMMITTED),
@@ -642,7 +643,7 @@ def render_report(
     failed = sorted(((g, m) for g, m in manifests.items() if m.get("status") != COMMITTED),
                     key=lambda kv: str(kv[1].get("game", kv[0])))
     title = title or f"Matchflow report: {_display(layout.root)}"
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>{_e(title)}</h1>",
             f'<p class="small">Output root <code>{_e(_display(layout.root))}</code>; generated {now}; '
             f"{len(committed)} committed and {len(failed)} failed game(s).</p>"]
@@ -679,7 +680,7 @@ def render_report(
                    + '</div><div><h3>Stage timings</h3>' + _timings_table(manifest) + "</div></div>")
         try:
             labels, colours, how = kit_groups(data.tables["players"])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             sec.append(_note(f"team grouping failed: {type(exc).__name__}: {exc}"))
             labels, colours, how = np.full(len(data.tables["players"]), -1), [], ""
         group_box = list(GROUP_COLOURS) if how else []
@@ -691,7 +692,7 @@ def render_report(
         ):
             try:
                 sec.append(fn())
-            except Exception as exc:  # noqa: BLE001 - one broken part leaves the rest of the page
+            except Exception as exc:  # one broken part leaves the rest of the page
                 _log.exception("report section %s of %s failed", name, data.key)
                 sec.append(_note(f"the {name} section could not be drawn: {type(exc).__name__}: {exc}"))
         sections.append("".join(sec))

@@ -1,6 +1,7 @@
-"""The chain of frame-level stages and the work of one chunk, as plain functions.
+"""The chain of stages and the work of one chunk, as plain functions.
 
-``build_pipeline`` instantiates the configured stages and checks their chain before any work starts.
+``build_pipeline`` instantiates the configured stages (frame-level and game-level) and checks their chain
+before any work starts.
 ``process_chunk`` decodes one chunk of a half batch by batch, runs every stage on each batch and
 writes what they produced (one Parquet file per table, frame-aligned Zarr slices); it returns only
 small metadata, never frames.
@@ -17,17 +18,13 @@ from typing import Any
 import numpy as np
 
 from matchflow.config import PipelineConfig
-from matchflow.stages.base import SOURCES, Batch, HalfContext, Stage
+from matchflow.stages.base import SOURCES, Batch, FrameStage, GameStage, HalfContext, Stage
 from matchflow.stages.registry import stage_class
 from matchflow.storage import arrays as zarr_io
-from matchflow.storage import schema as contract
-from matchflow.storage import tables
+from matchflow.storage import contract, tables
 from matchflow.storage.arrays import ArraySpec
 from matchflow.storage.layout import OutputLayout
 from matchflow.video import VideoInfo, iter_frames, sample_indices
-
-#: Prefixes of the frame-aligned Zarr arrays the contract allows.
-CONTRACT_ARRAYS = ("topview_cc", "topview_bc", "features_", "masks")
 
 
 class PipelineError(ValueError):
@@ -37,7 +34,7 @@ class PipelineError(ValueError):
 def _check_write(stage: str, key: str) -> None:
     if key.startswith("arrays/"):
         name = key[len("arrays/") :]
-        if not any(name == p or (p.endswith("_") and name.startswith(p)) for p in CONTRACT_ARRAYS):
+        if not any(a.matches(name) for a in contract.ARRAYS):
             raise PipelineError(f"stage {stage!r} writes array {name!r}, which the output contract does not have")
         return
     table, _, column = key.partition(".")
@@ -52,15 +49,22 @@ def _check_write(stage: str, key: str) -> None:
 
 @dataclass
 class Pipeline:
-    """An ordered, checked chain of stages."""
+    """An ordered, checked chain of stages: the frame-level ones run in every chunk, in their order; the
+    game-level ones run once per half after its chunks, in their order."""
 
     stages: list[Stage]
 
     def __post_init__(self) -> None:
+        game_writes = {key: st.name for st in self.game_stages for key in st.writes}
         available = set(SOURCES)
-        for st in self.stages:
+        for st in [*self.frame_stages, *self.game_stages]:
             for key in st.reads:
                 if key not in available:
+                    if st.level == "frame" and key in game_writes:
+                        raise PipelineError(
+                            f"frame-level stage {st.name!r} reads {key!r}, which game-level stage "
+                            f"{game_writes[key]!r} writes; game-level stages run after every frame-level stage"
+                        )
                     raise PipelineError(
                         f"stage {st.name!r} reads {key!r}, which no earlier stage writes "
                         f"(stages in order: {[s.name for s in self.stages]})"
@@ -70,22 +74,48 @@ class Pipeline:
                 if key in available:
                     raise PipelineError(f"stage {st.name!r} writes {key!r}, which an earlier stage already writes")
                 available.add(key)
+        frame_tables = set(self._tables(self.frame_stages))
+        for st in self.game_stages:
+            for key in st.writes:
+                if key.startswith("arrays/") or key.partition(".")[0] not in frame_tables:
+                    raise PipelineError(
+                        f"game-level stage {st.name!r} writes {key!r}: a game-level stage adds columns to the rows "
+                        f"of tables that frame-level stages create ({sorted(frame_tables)})"
+                    )
 
     @property
-    def tables(self) -> list[str]:
-        """The contract tables this pipeline writes rows to, in order of first appearance."""
+    def frame_stages(self) -> list[FrameStage]:
+        return [st for st in self.stages if isinstance(st, FrameStage)]
+
+    @property
+    def game_stages(self) -> list[GameStage]:
+        return [st for st in self.stages if isinstance(st, GameStage)]
+
+    @staticmethod
+    def _tables(stages: list[FrameStage]) -> list[str]:
         seen: list[str] = []
-        for st in self.stages:
+        for st in stages:
             for key in st.writes:
                 t = key.partition(".")[0]
                 if not key.startswith("arrays/") and t not in seen:
                     seen.append(t)
         return seen
 
+    @property
+    def tables(self) -> list[str]:
+        """The contract tables this pipeline writes rows to, in order of first appearance."""
+        return self._tables(self.frame_stages)
+
     def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
+        """The frame-aligned arrays of a half of ``video``; each one's dtype is checked against the contract."""
         specs: dict[str, ArraySpec] = {}
-        for st in self.stages:
-            specs.update(st.array_specs(video))
+        for st in self.frame_stages:
+            for name, spec in st.array_specs(video).items():
+                expected = contract.array_contract(name).dtype
+                if spec.dtype != expected:
+                    raise PipelineError(f"stage {st.name!r} declares array {name!r} as {spec.dtype}; the output "
+                                        f"contract stores it as {expected}")
+                specs[name] = spec
         return specs
 
     def model_checksums(self) -> dict[str, str]:
@@ -104,8 +134,8 @@ class Pipeline:
         return any(type(st).setup is not Stage.setup for st in self.stages)
 
     def run(self, batch: Batch, seconds: dict[str, float]) -> None:
-        """Run every stage on ``batch``; adds each stage's wall time to ``seconds[stage name]``."""
-        for st in self.stages:
+        """Run every frame-level stage on ``batch``; adds each stage's wall time to ``seconds[stage name]``."""
+        for st in self.frame_stages:
             batch._allowed = frozenset(st.writes)
             batch._stage = st.name
             t0 = time.perf_counter()
@@ -116,13 +146,14 @@ class Pipeline:
 
 def build_pipeline(config: PipelineConfig) -> Pipeline:
     """Instantiate and check the configured stages (no models are loaded here)."""
-    unknown = set(config.stage_params) - set(config.stages)
-    if unknown:
-        raise PipelineError(f"stage_params names stage(s) {sorted(unknown)} that are not in stages {config.stages}")
     try:
         classes = [stage_class(name) for name in config.stages]
     except KeyError as exc:
         raise PipelineError(str(exc.args[0])) from None
+    names = [cls.name for cls in classes]
+    unknown = set(config.stage_params) - set(names)
+    if unknown:
+        raise PipelineError(f"stage_params names stage(s) {sorted(unknown)} that are not in stages {names}")
     return Pipeline([cls(config.stage_params.get(cls.name)) for cls in classes])
 
 

@@ -522,6 +522,7 @@ def iter_frames(
                     if sequential:
                         frames = sequential.read(batch)
                     else:
+                        assert guard is not None  # guard is None only when sequential is truthy
                         cold = start == 0 or guard.disarm()
                         t0 = time.perf_counter()
                         frames = _as_numpy(vr.get_batch(batch))

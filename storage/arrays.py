@@ -8,7 +8,7 @@ parallel tasks never touch the same chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -33,7 +33,9 @@ def _store(url: str, storage_options: dict[str, Any] | None, read_only: bool) ->
     return url
 
 
-def open_game_group(url: str, storage_options: dict[str, Any] | None = None, mode: str = "r") -> zarr.Group:
+def open_game_group(
+    url: str, storage_options: dict[str, Any] | None = None, mode: Literal["r", "r+", "a", "w", "w-"] = "r"
+) -> zarr.Group:
     """Open (``r``, ``a``) or create afresh (``w``) the Zarr group of a game."""
     return zarr.open_group(store=_store(url, storage_options, mode == "r"), mode=mode, zarr_format=3)
 

@@ -21,7 +21,7 @@ class OutputLayout:
     root: str
 
     @classmethod
-    def at(cls, root: str) -> "OutputLayout":
+    def at(cls, root: str) -> OutputLayout:
         return cls(fs.normalize(root))
 
     def table_dir(self, table: str) -> str:

@@ -219,7 +219,7 @@ class GameLocks:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "GameLocks":
+    def __enter__(self) -> GameLocks:
         self._thread = threading.Thread(target=self._heartbeat, name="matchflow-game-locks", daemon=True)
         self._thread.start()
         return self

@@ -6,9 +6,9 @@ from typing import Any
 
 import duckdb
 
+from matchflow.storage.contract import TABLES
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.manifest import committed_game_ids
-from matchflow.storage.schema import TABLES
 from matchflow.storage.tables import committed_dataset
 
 
@@ -27,6 +27,6 @@ def connect(out: str, storage_options: dict[str, Any] | None = None) -> duckdb.D
     return con
 
 
-def query(out: str, sql: str, storage_options: dict[str, Any] | None = None) -> "duckdb.DuckDBPyRelation | None":
+def query(out: str, sql: str, storage_options: dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation | None:
     """Run ``sql`` against the output of a run; returns the relation (None for statements without rows)."""
     return connect(out, storage_options).sql(sql)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -11,8 +12,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from matchflow.storage import fs
+from matchflow.storage.contract import KEY_COLUMNS, schema
 from matchflow.storage.layout import OutputLayout
-from matchflow.storage.schema import KEY_COLUMNS, schema
 
 PARTITIONING = pads.partitioning(pa.schema([("game_id", pa.string())]), flavor="hive")
 
@@ -74,9 +75,52 @@ def write_part(
 ) -> int:
     """Write one chunk's rows of ``table`` as its own Parquet file (atomically); returns the row count."""
     tbl = build_table(table, game, half, rows)
+    _write(tbl, layout.part_file(table, game_id, half, chunk), storage_options)
+    return tbl.num_rows
+
+
+def _write(tbl: pa.Table, url: str, storage_options: dict[str, Any] | None) -> None:
+    """A table as one zstd-compressed Parquet file, written atomically (a rerun replaces it whole)."""
     buf = io.BytesIO()
     pq.write_table(tbl, buf, compression="zstd")
-    fs.write_bytes_atomic(layout.part_file(table, game_id, half, chunk), buf.getvalue(), storage_options)
+    fs.write_bytes_atomic(url, buf.getvalue(), storage_options)
+
+
+def read_part(
+    layout: OutputLayout,
+    table: str,
+    game_id: str,
+    half: int,
+    chunk: int,
+    columns: list[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> pa.Table:
+    """One chunk's rows of ``table`` (the file :func:`write_part` wrote), all columns or ``columns``."""
+    data = fs.read_bytes(layout.part_file(table, game_id, half, chunk), storage_options)
+    return pq.read_table(io.BytesIO(data), columns=columns)
+
+
+def replace_columns(
+    layout: OutputLayout,
+    table: str,
+    game_id: str,
+    half: int,
+    chunk: int,
+    columns: Mapping[str, Any],
+    storage_options: dict[str, Any] | None = None,
+) -> int:
+    """Rewrite one chunk's file of ``table`` with ``columns`` replaced (same rows, in the same order), atomically:
+    a rerun replaces it again, so rows are never duplicated. Returns the row count."""
+    tbl = read_part(layout, table, game_id, half, chunk, None, storage_options)
+    sch = schema(table)
+    for name, values in columns.items():
+        if name in KEY_COLUMNS or name not in sch.names:
+            raise ValueError(f"table {table!r} has no column {name!r} that can be replaced; columns: {sch.names}")
+        if values is not None and len(values) != tbl.num_rows:
+            raise ValueError(f"table {table!r} column {name!r} has {len(values)} rows, expected {tbl.num_rows}")
+        field = sch.field(name)
+        tbl = tbl.set_column(sch.get_field_index(name), field, _column(values, field, tbl.num_rows))
+    _write(tbl, layout.part_file(table, game_id, half, chunk), storage_options)
     return tbl.num_rows
 
 
@@ -109,4 +153,4 @@ def committed_dataset(
     )
 
 
-__all__ = ["build_table", "write_part", "committed_dataset", "KEY_COLUMNS"]
+__all__ = ["build_table", "write_part", "read_part", "replace_columns", "committed_dataset", "KEY_COLUMNS"]

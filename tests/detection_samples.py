@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from matchflow.models.detection_data import DetectionSample
+from matchflow.training.detection.data import DetectionSample
 
 
 def hand_made_sample(h=128, w=160, with_masks=False, with_joints=False):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matchflow.models.calibration_base import to_working
-from matchflow.models.calibration_metrics import calibration_iou
-from matchflow.models.calibration_refine import LineFitRefiner, ObservationIndex, plausibility
-from matchflow.models.calibrator import Calibrator
-from matchflow.models.camera import apply_homography
-from matchflow.models.camera_dictionary import FIELD_MARGIN_M, default_dictionary, recipe_checksum
-from matchflow.models.field_segmentation import ClassicalSegmenter
-from matchflow.models.pitch import PitchModel
-from matchflow.synth.director import load_camera_prior, prior_split
+from matchflow.models.calibration.base import to_working
+from matchflow.models.calibration.calibrator import Calibrator
+from matchflow.models.calibration.dictionary import FIELD_MARGIN_M, default_dictionary, recipe_checksum
+from matchflow.models.calibration.metric import calibration_iou
+from matchflow.models.calibration.refine import LineFitRefiner, ObservationIndex, plausibility
+from matchflow.models.calibration.segmentation import ClassicalSegmenter
+from matchflow.models.geometry.camera import apply_homography
+from matchflow.models.geometry.camera_prior import load_camera_prior, prior_split
+from matchflow.models.geometry.pitch import PitchModel
 
 SIZE = (1280, 720)
 PITCH = PitchModel()
@@ -28,7 +28,7 @@ def render_lines(h_pitch_to_image: np.ndarray, size: tuple[int, int] = SIZE, see
     ys, xs = np.mgrid[0:h, 0:w]
     q = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)], 1) @ hi.T
     px, py = q[:, 0] / q[:, 2], q[:, 1] / q[:, 2]
-    from matchflow.models.camera import front_sign
+    from matchflow.models.geometry.camera import front_sign
 
     ahead = (q[:, 2] * front_sign(h_pitch_to_image, size)) > 0
     grass = ahead & (np.abs(px) < PITCH.half_length + 4) & (np.abs(py) < PITCH.half_width + 4)

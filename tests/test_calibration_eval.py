@@ -8,11 +8,11 @@ import pytest
 
 from matchflow import cli
 from matchflow.evaluation import EvaluationError, evaluate_calibration, format_calibration_report
+from matchflow.models.geometry.camera_prior import load_camera_prior
 from matchflow.storage import manifest
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.tables import write_part
-from matchflow.synth.director import load_camera_prior
 
 SIZE = (1280, 720)
 STEP = 12  # video frames between sampled frames

@@ -11,9 +11,9 @@ import pytest
 from matchflow.config import PipelineConfig
 from matchflow.evaluation import evaluate_calibration
 from matchflow.flows.corpus import run_corpus
-from matchflow.models.soccernet_calib import write_ccbv
 from matchflow.pipeline import build_pipeline
 from matchflow.storage.query import connect
+from matchflow.storage.soccernet import write_ccbv
 from matchflow.video import sample_indices
 
 pytestmark = pytest.mark.e2e

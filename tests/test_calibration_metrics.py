@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from matchflow.models.calibration_metrics import (
+from matchflow.models.calibration.metric import (
     CalibrationIoU,
     calibration_iou,
     iou_entire,
@@ -9,9 +9,9 @@ from matchflow.models.calibration_metrics import (
     polygon_area,
     summarize,
 )
-from matchflow.models.camera import PinholeCamera, look_at_rotation, pan_tilt_roll_to_rotation
-from matchflow.models.pitch import PitchModel
-from matchflow.synth.director import load_camera_prior
+from matchflow.models.geometry.camera import PinholeCamera, look_at_rotation, pan_tilt_roll_to_rotation
+from matchflow.models.geometry.camera_prior import load_camera_prior
+from matchflow.models.geometry.pitch import PitchModel
 
 SIZE = (1280, 720)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matchflow.models.calibration_native import NativeLineFit, marking_samples
-from matchflow.models.calibrator import Calibrator
-from matchflow.models.camera import apply_homography, camera_from_homography
-from matchflow.models.camera_dictionary import camera_from_params, camera_params
+from matchflow.models.calibration.calibrator import Calibrator
+from matchflow.models.calibration.dictionary import camera_from_params, camera_params
+from matchflow.models.calibration.native import NativeLineFit, marking_samples
+from matchflow.models.geometry.camera import apply_homography, camera_from_homography
 from tests.test_calibration import PITCH, SIZE, heldout_cameras, render_lines
 
 

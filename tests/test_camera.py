@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from matchflow.models.camera import (
+from matchflow.models.geometry.camera import (
     PinholeCamera,
     camera_from_homography,
     camera_from_soccernet_dict,
@@ -13,7 +13,7 @@ from matchflow.models.camera import (
     reprojection_errors,
     rotation_to_pan_tilt_roll,
 )
-from matchflow.synth.director import load_camera_prior
+from matchflow.models.geometry.camera_prior import load_camera_prior
 
 
 def random_broadcast_camera(rng: np.random.Generator, size=(1280, 720)) -> PinholeCamera:

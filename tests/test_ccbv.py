@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from matchflow.models.calibration_base import FieldObservation, FieldSegmenter, HomographyRefiner, ViewRetriever
-from matchflow.models.camera import PinholeCamera, apply_homography, look_at_rotation
-from matchflow.models.ccbv_learned import (
+from matchflow.models.calibration.base import FieldObservation, FieldSegmenter, HomographyRefiner, ViewRetriever
+from matchflow.models.calibration.ccbv import (
     SiameseRetriever,
     STNRefiner,
     UNetSegmenter,
@@ -17,7 +16,7 @@ from matchflow.models.ccbv_learned import (
     reprojection_error,
     weights_available,
 )
-from matchflow.models.ccbv_nets import (
+from matchflow.models.calibration.ccbv_network import (
     EMBED_DIM,
     NET_SIZE,
     TEMPLATE_SIZE,
@@ -29,8 +28,9 @@ from matchflow.models.ccbv_nets import (
     homography_to_corners,
     one_hot,
 )
-from matchflow.models.pitch_zones import N_ZONES, ZONE_NAMES, zone_edges, zone_map, zone_of
-from matchflow.synth.director import load_camera_prior
+from matchflow.models.geometry.camera import PinholeCamera, apply_homography, look_at_rotation
+from matchflow.models.geometry.camera_prior import load_camera_prior
+from matchflow.models.geometry.zones import N_ZONES, ZONE_NAMES, zone_edges, zone_map, zone_of
 
 WORK = (640, 360)
 
@@ -111,7 +111,7 @@ def test_zone_edges_follow_the_markings():
     s = np.diag([0.5, 0.5, 1.0])
     z = zone_map(s @ h, WORK)
     edges = zone_edges(z)
-    from matchflow.models.pitch import PitchModel
+    from matchflow.models.geometry.pitch import PitchModel
 
     lines = PitchModel().line_mask(s @ h, WORK, thickness_px=5) > 0
     assert edges.sum() > 500
@@ -150,7 +150,7 @@ def test_corner_parameterisation_round_trip():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Weights of a 3-step training run (tiny batches), and its report."""
-    from matchflow.models.ccbv_train import train_calibration
+    from matchflow.training.calibration.train import train_calibration
 
     out = tmp_path_factory.mktemp("ccbv")
     lines: list[str] = []
@@ -182,7 +182,7 @@ def test_training_writes_checkpoints_weights_and_report(trained):
 def test_training_resumes_from_the_last_checkpoint(trained, tmp_path):
     import shutil
 
-    from matchflow.models.ccbv_train import train_calibration
+    from matchflow.training.calibration.train import train_calibration
 
     src, _, _ = trained
     for p in src.glob("ckpt_*.pt"):
@@ -214,7 +214,7 @@ def test_cli_has_train_calibration():
 # ------------------------------------------------------------------------------------------------ pieces
 def _frame() -> tuple[np.ndarray, np.ndarray]:
     """A rendered 1280x720 RGB frame and its pitch-to-working-image homography."""
-    from matchflow.models.ccbv_train import _Scene
+    from matchflow.training.calibration.train import _Scene
 
     scene = _Scene(np.random.SeedSequence([5, 2, 0]), 1.0, "heldout", (1280, 720))
     rgb, cam = scene.sample(np.random.default_rng(0), follow=1.0)
@@ -269,7 +269,7 @@ def test_metrics():
 
 @pytest.mark.skipif(not weights_available(), reason="no CCBV weights shipped in matchflow/data/ccbv")
 def test_shipped_stn_reduces_the_corner_error_of_a_perturbed_template():
-    from matchflow.models.ccbv_train import _base_cameras, perturb, random_view
+    from matchflow.training.calibration.train import _base_cameras, perturb, random_view
 
     ref = STNRefiner(None, iterations=3)
     rng = np.random.default_rng(123)

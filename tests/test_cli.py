@@ -6,13 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from matchflow.storage.query import connect
+from matchflow.synth.indexed_video import write_test_video
 from matchflow.video import sample_indices
-from tests.videos import write_test_video
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 

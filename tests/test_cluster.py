@@ -18,20 +18,20 @@ import pytest
 import yaml
 
 from matchflow.config import EXECUTION_FIELDS, GPU_RESOURCE, ConfigError, PipelineConfig, load_config
-from matchflow.flows.corpus import (
+from matchflow.flows.cluster import (
     WORKER_PRELOAD,
     WORKER_SATURATION,
     ClusterError,
-    chunk_resources,
     check_cluster,
-    run_corpus,
+    chunk_resources,
     scheduler_settings,
 )
+from matchflow.flows.corpus import run_corpus
 from matchflow.pipeline import build_pipeline
 from matchflow.storage.corpus import game_id
 from matchflow.storage.query import connect
+from matchflow.synth.indexed_video import write_test_video
 from matchflow.video import sample_indices
-from tests.videos import write_test_video
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -115,7 +115,7 @@ def test_cuda_cluster_fails_before_any_work(tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _worker_pid(dask_worker) -> int:  # noqa: ANN001 - distributed.Worker
+def _worker_pid(dask_worker) -> int:  # distributed.Worker
     import os
 
     return os.getpid()
@@ -206,7 +206,7 @@ def test_chunk_over_the_memory_limit_fails_its_game_not_the_run(prefect_api, tmp
     manifest = json.loads((tmp_path / "out" / "manifests" / f"{game_id('mem/b-big')}.json").read_text())
     assert manifest["status"] == "failed" and "exceeded its memory limit" in " ".join(manifest["errors"])
     # The small game commits whole, unless its chunk waited in the queue of a worker that the runaway chunk
-    # brought down: Dask counts such a task as having died with the worker (documented in flows/corpus.py), and
+    # brought down: Dask counts such a task as having died with the worker (documented in flows/cluster.py), and
     # then the same memory-limit error is all that may fail it. Either way no partial rows are visible.
     con = connect(str(tmp_path / "out"))
     rows = con.execute("SELECT game, count(*) FROM frames GROUP BY game").fetchall()

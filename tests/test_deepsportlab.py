@@ -4,16 +4,14 @@ import pytest
 import torch
 from torchvision.models import mobilenet_v2, resnet18
 
-from matchflow.models.deepsportlab import (
+from matchflow.models.detection.network import (
     LOSS_WEIGHTS,
     Backbone,
     DeepSportLabNet,
     PifHead,
-    WeightsLoadError,
-    find_packaged_mobilenetv2,
     load_mobilenetv2_features,
-    sha256_file,
 )
+from matchflow.models.weights import WeightsLoadError, find_packaged_mobilenetv2, sha256_file
 
 N, H, W = 2, 256, 320
 
@@ -168,7 +166,7 @@ def test_packaged_mobilenetv2_weights_load_and_match_their_own_network():
 
 
 def test_folding_batchnorm_keeps_the_outputs_and_removes_every_norm():
-    from matchflow.models.batchnorm_folding import fold_batchnorm
+    from matchflow.models.weights import fold_batchnorm
 
     torch.manual_seed(0)
     net = DeepSportLabNet("mobilenetv2")

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from matchflow.models.deepsportlab import COCO_KEYPOINTS, PERSON_CLASSES, DeepSportLabNet
-from matchflow.models.deepsportlab_decode import (
-    DecodeParams,
+from matchflow.models.detection.decoder import (
     Decoded,
+    DecodeParams,
     assign_masks,
     decode,
     decode_ball,
@@ -16,6 +15,7 @@ from matchflow.models.deepsportlab_decode import (
     fuse_confidence,
     vote_scores,
 )
+from matchflow.models.detection.network import COCO_KEYPOINTS, PERSON_CLASSES, DeepSportLabNet
 
 S = 8  # PIF stride
 H, W = 128, 160  # input size
@@ -416,7 +416,7 @@ def test_decode_random_network(height, width, out_stride):
 def test_decoding_on_the_grid_matches_the_full_size_maps(height, width, out_stride):
     """Inference asks the network for the segmentation maps at the decoders' grid only; masks, players, ball and
     keypoints must come out as from the full-size maps."""
-    from matchflow.models.deepsportlab import upsample_at_grid
+    from matchflow.models.detection.network import upsample_at_grid
 
     torch.manual_seed(1)
     small = torch.randn(2, 3, math.ceil(height / 4), math.ceil(width / 4))

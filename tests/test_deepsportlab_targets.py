@@ -2,15 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from matchflow.models.deepsportlab import COCO_KEYPOINTS, DeepSportLabNet
-from matchflow.models.deepsportlab_targets import (
+from matchflow.models.detection.network import DeepSportLabNet
+from matchflow.training.detection.data import read_yolo_split
+from matchflow.training.detection.encoder import (
     IGNORE,
     PIF_STRIDE,
     build_targets,
     collate_targets,
     deepsportlab_loss,
 )
-from matchflow.models.deepsportlab_train import (
+from matchflow.training.detection.train import (
     DetectorTrainConfig,
     TrainingData,
     _crop,
@@ -18,7 +19,6 @@ from matchflow.models.deepsportlab_train import (
     latest_checkpoint,
     train_steps,
 )
-from matchflow.models.detection_data import DetectionSample, read_yolo_split
 from tests.detection_samples import hand_made_sample as _sample
 from tests.detection_samples import yolo_root as _yolo_root
 

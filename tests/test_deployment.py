@@ -106,9 +106,9 @@ def test_nightly_deployment_has_its_cron_schedule(served: Served) -> None:
     assert sched["schedule"]["cron"] == "0 2 * * *" and sched["schedule"]["timezone"] == "UTC"
     assert set(dep["parameters"]) == {"corpus", "out", "config", "force"}
     assert dep["work_pool_name"] == "matchflow-process"
-    assert dep["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $MATCHFLOW_ROOT }}"}}
-    ]
+    # the installed package's module path: no pull step needs the repository's location
+    assert dep["entrypoint"] == "matchflow.flows.corpus:process_corpus"
+    assert not dep["pull_steps"]
     # the server's scheduler puts the coming nights' runs on the calendar, at 02:00 UTC
     deadline = time.time() + 90
     while True:

@@ -12,8 +12,8 @@ import zarr
 
 from matchflow.config import PipelineConfig
 from matchflow.flows.corpus import run_corpus
-from matchflow.models.detection_metrics import box_iou
-from matchflow.models.weights_registry import REGISTRY
+from matchflow.models.detection.metric import box_iou
+from matchflow.models.weights import REGISTRY
 from matchflow.storage.query import connect
 from matchflow.video import sample_indices
 
@@ -80,7 +80,7 @@ def test_detection_stage_in_the_flow(corpus, tmp_path, prefect_api):
     group = zarr.open_group(str(next((out / "arrays").glob("*.zarr"))), mode="r")
     masks = group["1"]["masks"]
     assert masks.shape[0] == len(sampled)
-    from matchflow.models.detector import DEFAULT_INPUT_HEIGHT
+    from matchflow.models.detection.detector import DEFAULT_INPUT_HEIGHT
 
     assert masks.attrs["native_pixels_per_mask_pixel"] == pytest.approx(4 * 360 / DEFAULT_INPUT_HEIGHT)
     m = masks[:]

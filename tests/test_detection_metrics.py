@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from matchflow.models.detection_metrics import (
+from matchflow.models.detection.metric import (
     COCO_SIGMAS,
     OKS_THRESHOLDS,
     ball_bdq,

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from matchflow.models.deepsportlab import sha256_file
+from matchflow.models.weights import sha256_file
 from matchflow.synth.detection import render_detection_dataset
 from tests.detection_samples import yolo_root
 
@@ -55,7 +55,7 @@ def test_train_resume_and_evaluate(tmp_path):
 
 
 def test_fine_tuning_starts_from_the_given_weights(tmp_path):
-    from matchflow.models.weights_registry import resolve_weights
+    from matchflow.models.weights import resolve_weights
 
     yolo = yolo_root(tmp_path)
     common = ["train", "detector", "--soccer", str(yolo), "--mix", "1", "0", "0", "--batch", "1", "--crop", "64",
@@ -89,7 +89,7 @@ def test_train_and_eval_name_bad_input(tmp_path):
     yolo = yolo_root(tmp_path)
     (yolo / "valid" / "images" / "f0.jpg").write_bytes(b"not a jpeg")
     weights = tmp_path / "w.pt"
-    from matchflow.models.deepsportlab import DeepSportLabNet
+    from matchflow.models.detection.network import DeepSportLabNet
 
     torch.save(DeepSportLabNet().state_dict(), weights)
     res = _cli("eval", "detector", str(yolo), "--weights", str(weights), "--input-height", "128")

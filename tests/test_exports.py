@@ -9,12 +9,12 @@ import pytest
 
 from matchflow import cli
 from matchflow.exports import ExportError, committed_games, export, export_kloppy, export_mot, export_soccernet_ccbv
-from matchflow.models.soccernet_calib import PLACEHOLDER_HOMOGRAPHY, read_ccbv
+from matchflow.models.geometry.camera_prior import load_camera_prior
 from matchflow.storage import manifest
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout
+from matchflow.storage.soccernet import PLACEHOLDER_HOMOGRAPHY, read_ccbv
 from matchflow.storage.tables import write_part
-from matchflow.synth.director import load_camera_prior
 
 SIZE = (1280, 720)
 DT = 0.48

@@ -12,8 +12,8 @@ import http.client
 import json
 import os
 import re
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,14 +30,15 @@ import pytest
 import s3fs
 
 from matchflow.config import PipelineConfig
-from matchflow.flows.corpus import RunSummary, run_corpus
+from matchflow.flows.corpus import run_corpus
+from matchflow.flows.summary import RunSummary
 from matchflow.storage import fs as mfs
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.lock import GameLocks, lock_url, stale_reason
 from matchflow.storage.query import connect
+from matchflow.synth.indexed_video import write_test_video
 from matchflow.video import sample_indices
-from tests.videos import write_test_video
 
 #: What the proxy does with one request: None (forward it), "slowdown" (503 SlowDown, not forwarded),
 #: "reject" (500 InternalError, not forwarded), "internal" (forwarded, then 500 InternalError: the request
@@ -79,7 +80,7 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="fault-proxy", daemon=True)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         self._thread.start()
         return self
 

@@ -1,7 +1,6 @@
 """End to end: the real corpus flow on a real Dask LocalCluster (2 worker processes) over real video."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ from matchflow.storage.arrays import open_game_group
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.query import connect
+from matchflow.synth.indexed_video import read_frame_index, write_test_video
 from matchflow.video import sample_indices
-from tests.videos import read_frame_index, write_test_video
 
 pytestmark = pytest.mark.e2e
 
@@ -155,12 +154,12 @@ def test_corpus_run_rerun_force_and_config_change(corpus, tmp_path, prefect_api)
 def test_decoded_frames_reach_the_stages(corpus, tmp_path):
     """The frames a chunk decodes are the sampled video frames (read back from the pixels)."""
     from matchflow.pipeline import build_pipeline, plan_chunks, process_chunk
-    from matchflow.stages.base import Batch, Stage
+    from matchflow.stages.base import Batch, FrameStage
     from matchflow.video import probe
 
     seen: list[tuple[int, int]] = []
 
-    class Spy(Stage):
+    class Spy(FrameStage):
         name = "spy"
         reads = ("image",)
 

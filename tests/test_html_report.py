@@ -21,10 +21,19 @@ import numpy as np
 import pytest
 
 from matchflow.html_report import (
-    CLASS_COLOURS, LINE_COLOUR, build_report, draw_frame, draw_positions, game_counts, kit_groups, load_game,
-    pick_frames, render_report, topview_strip,
+    CLASS_COLOURS,
+    LINE_COLOUR,
+    build_report,
+    draw_frame,
+    draw_positions,
+    game_counts,
+    kit_groups,
+    load_game,
+    pick_frames,
+    render_report,
+    topview_strip,
 )
-from matchflow.models.pitch import PitchModel, draw_polylines
+from matchflow.models.geometry.pitch import PitchModel, draw_polylines
 from matchflow.storage import arrays as zarr_io
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout

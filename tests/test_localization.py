@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matchflow.models import localization as loc
-from matchflow.models.camera import PinholeCamera, look_at_rotation, normalize_homography
+from matchflow.models.geometry.camera import PinholeCamera, look_at_rotation, normalize_homography
+from matchflow.models.representations import localization as loc
 
 W, H = 1280, 720
 # image -> pitch: 10 pixels per metre, image centre at the centre spot
@@ -82,7 +82,7 @@ def test_on_field_needs_the_pitch_and_the_field_and_falls_back_to_the_field_alon
     assert loc.on_field(xy[:1] + [[53.0, 0.0]], touches[:1], True, 0.0).tolist() == [False]
 
 
-def _player(img: np.ndarray, box: tuple[int, int, int, int], colour) -> None:  # noqa: ANN001
+def _player(img: np.ndarray, box: tuple[int, int, int, int], colour) -> None:
     """An ellipse-ish figure of ``colour`` filling the middle of ``box`` (grass around it)."""
     x1, y1, x2, y2 = box
     img[y1:y2, x1 + (x2 - x1) // 4 : x2 - (x2 - x1) // 4] = colour
@@ -142,7 +142,7 @@ def test_box_areas_in_native_pixels():
     np.testing.assert_allclose(loc.box_areas(np.array([[0, 0, 10, 20], [5, 5, 5, 9]], float)), [200.0, 0.0])
 
 
-def _batch(images, frames, players, calibration, masks, ball):  # noqa: ANN001, ANN202
+def _batch(images, frames, players, calibration, masks, ball):
     from matchflow.stages.base import Batch, HalfContext
     from matchflow.video import VideoInfo
 

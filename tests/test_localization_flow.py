@@ -11,8 +11,8 @@ import pytest
 
 from matchflow.config import PipelineConfig
 from matchflow.flows.corpus import run_corpus
-from matchflow.models.detection_metrics import box_iou
-from matchflow.models.player_graph import load_graph
+from matchflow.models.detection.metric import box_iou
+from matchflow.storage.graphs import load_graph
 from matchflow.storage.query import connect
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,7 @@ def test_localization_and_graph_in_the_flow(corpus, tmp_path, prefect_api):
     check_output(out, folder)
 
 
-def check_output(out, folder) -> None:  # noqa: ANN001
+def check_output(out, folder) -> None:
     """The checks of one run's output against the corpus's ground truth."""
     db = connect(str(out))
     players = db.execute(
@@ -89,7 +89,7 @@ def check_output(out, folder) -> None:  # noqa: ANN001
     # foot positions against the ground truth: detected players matched at IoU >= 0.5 on valid frames
     truth = pd.read_parquet(folder / "1_gt_players.parquet")
     errors = []
-    for (f, vf), g in players[valid].groupby(["frame", "video_frame"]):
+    for (_f, vf), g in players[valid].groupby(["frame", "video_frame"]):
         gt = truth[truth.frame == vf]
         iou = box_iou(g[["x1", "y1", "x2", "y2"]].to_numpy(float), gt[["x1", "y1", "x2", "y2"]].to_numpy(float))
         if iou.size == 0:

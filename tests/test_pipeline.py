@@ -5,12 +5,12 @@ import pytest
 
 from matchflow.config import PipelineConfig
 from matchflow.pipeline import Pipeline, PipelineError, build_pipeline
-from matchflow.stages.base import Batch, HalfContext, Stage, StageContractError
+from matchflow.stages.base import Batch, FrameStage, HalfContext, StageContractError
 from matchflow.stages.frames import FramesStage
 from matchflow.video import VideoInfo
 
 
-class _Det(Stage):
+class _Det(FrameStage):
     name = "det"
     reads = ("image",)
     writes: ClassVar = ("players.det", "players.x1", "players.score")
@@ -21,7 +21,7 @@ class _Det(Stage):
                        x1=np.zeros(2 * n, np.float32), score=np.ones(2 * n, np.float32))
 
 
-class _Loc(Stage):
+class _Loc(FrameStage):
     name = "loc"
     reads = ("players.x1",)
     writes: ClassVar = ("players.pitch_x",)
@@ -30,7 +30,7 @@ class _Loc(Stage):
         batch.put_columns("players", pitch_x=batch.tables["players"]["x1"] + 1)
 
 
-class _Sneaky(Stage):
+class _Sneaky(FrameStage):
     name = "sneaky"
     reads = ("image",)
     writes: ClassVar = ("ball.x",)
@@ -55,14 +55,14 @@ def test_chain_is_checked_before_work():
 
 
 def test_writes_must_be_contract_columns():
-    class Bad(Stage):
+    class Bad(FrameStage):
         name = "bad"
         writes: ClassVar = ("players.nonsense",)
 
         def process(self, batch):
             pass
 
-    class BadArray(Stage):
+    class BadArray(FrameStage):
         name = "bad_array"
         writes: ClassVar = ("arrays/whatever",)
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from matchflow.models.camera import PinholeCamera, look_at_rotation
-from matchflow.models.pitch import PitchModel
+from matchflow.models.geometry.camera import PinholeCamera, look_at_rotation
+from matchflow.models.geometry.pitch import PitchModel
 
 PITCH = PitchModel()
 
@@ -62,7 +62,7 @@ def test_goal_frames_are_3d_with_z_down():
         "Goal left crossbar", "Goal left post left ", "Goal left post right",
         "Goal right crossbar", "Goal right post left", "Goal right post right",
     }
-    for name, line in goals.items():
+    for _name, line in goals.items():
         assert line.shape == (2, 3)
         assert np.all(np.abs(line[:, 0]) == 52.5)
     assert length(goals["Goal left crossbar"]) == pytest.approx(7.32)

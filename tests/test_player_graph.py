@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from matchflow.models.player_graph import FrameGraph, frame_edges, graph_edges, load_graph
+from matchflow.models.representations.graph import FrameGraph, frame_edges, graph_edges
+from matchflow.storage.graphs import load_graph
 
 
 def _brute(xy: np.ndarray, thr: float) -> set[tuple[int, int]]:
@@ -72,7 +73,7 @@ def test_graph_stage_writes_edges_once_per_pair():
         GraphStage({"max_dist": 3})
 
 
-def _write_game(root, players: dict, edges: dict) -> None:  # noqa: ANN001
+def _write_game(root, players: dict, edges: dict) -> None:
     from matchflow.storage import manifest
     from matchflow.storage.layout import OutputLayout
     from matchflow.storage.tables import write_part

@@ -2,8 +2,8 @@
 
 import re
 
-from matchflow.flows.corpus import RunSummary
 from matchflow.flows.report import RunArtifacts, artifact_key, run_report_markdown
+from matchflow.flows.summary import RunSummary
 
 
 def _row_cells(line: str) -> list[str]:

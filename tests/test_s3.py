@@ -11,8 +11,8 @@ from matchflow.storage.arrays import open_game_group
 from matchflow.storage.corpus import game_id, list_games
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.query import connect
+from matchflow.synth.indexed_video import write_test_video
 from matchflow.video import sample_indices
-from tests.videos import write_test_video
 
 pytestmark = pytest.mark.e2e
 

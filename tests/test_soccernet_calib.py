@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from matchflow.models.camera import PinholeCamera, look_at_rotation
-from matchflow.models.soccernet_calib import (
+from matchflow.models.geometry.camera import PinholeCamera, look_at_rotation
+from matchflow.models.geometry.camera_prior import load_camera_prior
+from matchflow.storage.soccernet import (
     PLACEHOLDER_HOMOGRAPHY,
     CcbvCalibration,
     read_camera_json,
@@ -14,7 +15,6 @@ from matchflow.models.soccernet_calib import (
     write_camera_json,
     write_ccbv,
 )
-from matchflow.synth.director import load_camera_prior
 
 
 def _norm(h):
@@ -57,7 +57,7 @@ def test_invalid_frames_are_written_loadable_with_zero_confidence(tmp_path):
     for k in (1, 2):
         np.testing.assert_array_equal(calib.homographies[k], PLACEHOLDER_HOMOGRAPHY)
     # the placeholder shows no pitch point inside the image
-    from matchflow.models.pitch import PitchModel
+    from matchflow.models.geometry.pitch import PitchModel
 
     assert PitchModel().visible_fraction(PLACEHOLDER_HOMOGRAPHY, (1280, 720)) == 0.0
     with pytest.raises(ValueError, match="confidences"):

@@ -1,11 +1,10 @@
 import json
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from matchflow.storage import arrays, manifest, schema
+from matchflow.storage import arrays, manifest
+from matchflow.storage import contract as schema
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.query import connect
 from matchflow.storage.tables import build_table, committed_dataset, write_part

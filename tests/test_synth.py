@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matchflow.models.camera import camera_from_homography
-from matchflow.models.pitch import PitchModel
+from matchflow.models.geometry.camera import camera_from_homography
+from matchflow.models.geometry.camera_prior import load_camera_prior, prior_names, prior_split
+from matchflow.models.geometry.pitch import PitchModel
 from matchflow.synth import synthesize_corpus
 from matchflow.synth.cutaways import plan_cutaways
-from matchflow.synth.director import load_camera_prior, pick_base_camera, prior_names, prior_split
+from matchflow.synth.director import pick_base_camera
 from matchflow.synth.play import MAX_SPEED
 
 SECONDS, FPS, WIDTH, HEIGHT, GOP = 2.0, 25, 640, 360, 10

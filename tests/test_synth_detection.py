@@ -10,15 +10,20 @@ import numpy as np
 import pytest
 
 from matchflow.cli import main as cli_main
-from matchflow.models.deepsportlab import PERSON_CLASSES as MODEL_CLASSES
-from matchflow.models.detection_data import DatasetError
+from matchflow.models.detection.network import PERSON_CLASSES as MODEL_CLASSES
 from matchflow.synth.corpus import _rng
 from matchflow.synth.detection import (
-    BALL_INSTANCE, COCO_KEYPOINTS, PERSON_CLASSES, coco_keypoints_3d, project_keypoints, read_detection_dir,
+    BALL_INSTANCE,
+    COCO_KEYPOINTS,
+    PERSON_CLASSES,
+    coco_keypoints_3d,
+    project_keypoints,
+    read_detection_dir,
     render_detection_dataset,
 )
 from matchflow.synth.director import pick_base_camera
 from matchflow.synth.figure import figure_joints
+from matchflow.training.detection.data import DatasetError
 
 FRAMES, WIDTH, HEIGHT, SEED = 4, 640, 360, 3
 K = {name: i for i, name in enumerate(COCO_KEYPOINTS)}

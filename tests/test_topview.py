@@ -6,14 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matchflow.models.pitch import PitchModel
-from matchflow.models.topview import (
-    LAYOUTS, PLAYER_PX, SIZE, TopviewRenderer, layout_attrs, pitch_to_topview, render_topviews, renderer,
-    topview_matrix, topview_to_pitch,
+from matchflow.models.geometry.camera_prior import load_camera_prior
+from matchflow.models.geometry.pitch import PitchModel
+from matchflow.models.representations.topview import (
+    LAYOUTS,
+    PLAYER_PX,
+    SIZE,
+    TopviewRenderer,
+    layout_attrs,
+    pitch_to_topview,
+    render_topviews,
+    renderer,
+    topview_matrix,
+    topview_to_pitch,
 )
 from matchflow.stages.base import Batch, HalfContext
 from matchflow.stages.topview import TopviewStage
-from matchflow.synth.director import load_camera_prior
 from matchflow.video import VideoInfo
 
 RED = (200, 30, 40)

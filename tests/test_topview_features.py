@@ -12,15 +12,13 @@ import torch
 import zarr
 
 from matchflow.config import PipelineConfig
-from matchflow.models.deepsportlab import WeightsLoadError
-from matchflow.models.topview import render_topviews, topview_matrix
-from matchflow.models.topview_features import (
-    FEATURE_DIMS, IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor, build_backbone,
-)
-from matchflow.models.weights_registry import PACKAGED
+from matchflow.models.geometry.camera_prior import load_camera_prior
+from matchflow.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from matchflow.models.representations.features import FEATURE_DIMS, FeatureExtractor, build_backbone
+from matchflow.models.representations.topview import render_topviews, topview_matrix
+from matchflow.models.weights import PACKAGED, WeightsLoadError
 from matchflow.pipeline import PipelineError, build_pipeline
 from matchflow.stages.features import FeaturesStage
-from matchflow.synth.director import load_camera_prior
 from matchflow.video import VideoInfo
 
 MOBILENET_SHA = PACKAGED["imagenet_mobilenetv2"][2]
@@ -172,7 +170,7 @@ def check_flow_outputs(out) -> None:
     players = db.execute("SELECT frame, pitch_x, pitch_y, on_field, color_r, color_g, color_b FROM players").df()
     assert cal.valid.sum() >= 4 and bc_[:, 1].any() and bc_[:, 2].any()
     # the stored views are the renderings of the stored tables, pixel for pixel
-    for k, row in cal.iterrows():
+    for _k, row in cal.iterrows():
         h = np.asarray(row.homography_inv, float).reshape(3, 3) if row.valid else None
         p = players[(players.frame == row.frame) & players.on_field.fillna(False).astype(bool)]
         pos = p[["pitch_x", "pitch_y"]].to_numpy(dtype=float)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from matchflow.synth.indexed_video import read_frame_index, write_test_video
 from matchflow.video import VideoError, VideoInfo, iter_frames, open_video, probe, sample_indices
-from tests.videos import read_frame_index, write_test_video
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--adapt", type=int, metavar="MAX", help="scale between 1 and MAX jobs with the load instead")
     ap.add_argument("--allowed-failures", type=int, default=2)
     args = ap.parse_args()
-    # waiting chunks stay on the scheduler, not in the queue of a worker that may die (flows/corpus.py)
+    # waiting chunks stay on the scheduler, not in the queue of a worker that may die (flows/cluster.py)
     dask.config.set({"distributed.scheduler.allowed-failures": args.allowed_failures,
                      "distributed.scheduler.worker-saturation": 1.0})
     cluster = SLURMCluster(

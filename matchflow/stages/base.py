@@ -1,4 +1,11 @@
-"""The stage interface: what a frame-level stage reads, what it writes, and how it runs on a batch.
+"""The stage interface: what a stage reads, what it writes, its typed parameters, and how it runs.
+
+Two levels of stage:
+
+- a :class:`FrameStage` runs inside every chunk task, on each batch of decoded frames (:class:`Batch`);
+- a :class:`GameStage` runs once per half, after every chunk of the half is written and before the game is
+  committed, on the half's tables and arrays read back from the output (:class:`HalfData`); it is where
+  work that is sequential over a half (tracking, team assignment, temporal smoothing) belongs.
 
 Resources are named by strings:
 
@@ -8,16 +15,22 @@ Resources are named by strings:
 
 A stage lists its ``reads`` and ``writes``; the pipeline checks the chain before any work starts: every
 read is produced by an earlier stage (or is ``image``), nothing is written twice, every table column is in
-the contract. While running, a stage can only put what it declared.
+the contract, and no frame-level stage reads what a game-level stage writes (game-level stages run after the
+frame-level ones). While running, a stage can only put what it declared.
+
+Parameters (``stage_params.<stage>`` of the configuration) are a pydantic model per stage (:attr:`Stage.Params`),
+validated with the run configuration before any work; an error names the stage and the field.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from matchflow.storage.arrays import ArraySpec
 from matchflow.video import VideoInfo
@@ -102,47 +115,112 @@ class Batch:
         self.array_attrs[name] = dict(attrs or {})
 
 
-class Stage(ABC):
-    """A frame-level stage. Subclasses set ``name``, ``reads``, ``writes`` and implement ``process``.
+class StageParams(BaseModel):
+    """Parameters of a stage: subclasses add typed fields with their defaults; unknown fields are refused."""
 
-    ``params`` comes from the configuration's ``stage_params[name]``. ``setup`` runs once per worker
-    process (load models there, on ``device``); ``process`` runs on every batch.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageParamsError(ValueError):
+    """A stage's parameters are invalid; the message names the stage and each offending field."""
+
+
+def parse_params(stage: str, params_class: type[StageParams], raw: Mapping[str, Any] | StageParams | None) -> StageParams:
+    """``raw`` (``stage_params.<stage>``) validated into ``params_class``; StageParamsError names the fields."""
+    if isinstance(raw, params_class):
+        return raw
+    try:
+        return params_class.model_validate(dict(raw or {}))
+    except ValidationError as exc:
+        known = sorted(params_class.model_fields)
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                parts.append(f"stage_params.{stage}.{where}: unknown parameter; known: {known}")
+            else:
+                got = f" (got {e['input']!r})" if where and e["type"] != "missing" else ""
+                parts.append(f"stage_params.{stage}.{where}: {e['msg']}{got}" if where else f"stage_params.{stage}: {e['msg']}")
+        raise StageParamsError("; ".join(parts)) from None
+
+
+class Stage(ABC):
+    """What every stage declares. Subclasses set ``name``, ``reads``, ``writes``, ``Params`` and ``version``.
+
+    ``params`` is the validated ``stage_params[name]`` (an instance of ``Params``). ``setup`` runs once per
+    worker process (load models there, on ``device``).
     """
 
     name: ClassVar[str]
-    reads: ClassVar[tuple[str, ...]] = ()
-    writes: ClassVar[tuple[str, ...]] = ()
+    level: ClassVar[Literal["frame", "game"]]
+    # not ClassVar: a stage may set its reads and writes per instance, from its params (the features stage)
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
     version: ClassVar[str] = "1"
+    Params: ClassVar[type[StageParams]] = StageParams
     #: True for a stage that wants a GPU (a neural network): when the pipeline has one and the run targets GPUs
-    #: (cluster ``cuda``, device ``cuda``, or ``gpu_resource: true``), chunk tasks ask Dask for the worker resource
-    #: ``GPU: 1`` so that they run only on workers that declare it (see flows/corpus.py).
+    #: (cluster ``cuda``, device ``cuda``, or ``gpu_resource: true``), its tasks ask Dask for the worker resource
+    #: ``GPU: 1`` so that they run only on workers that declare it (see flows/cluster.py).
     uses_gpu: ClassVar[bool] = False
 
-    #: The parameter names ``stage_params.<name>`` may hold (None: any); others fail before any work.
-    known_params: ClassVar[frozenset[str] | None] = None
-
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
-        self.params = dict(params or {})
-        if self.known_params is not None:
-            unknown = set(self.params) - self.known_params
-            if unknown:
-                raise ValueError(
-                    f"stage_params.{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.known_params)}"
-                )
+    def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
+        self.params = parse_params(self.name, self.Params, params)
 
     def setup(self, device: str) -> None:
         """Load models and other per-process state (called once per worker process) on ``device`` (``cpu`` or
         ``cuda``). Stages that do not override it need no device: a pipeline of only such stages is set up
         without resolving ``device: auto`` (which imports torch)."""
 
-    def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
-        """The frame-aligned arrays this stage writes, for a video of this size (none by default)."""
-        return {}
-
     def model_checksums(self) -> dict[str, str]:
         """SHA-256 of every weight file this stage uses, by model name (none by default)."""
+        return {}
+
+
+class FrameStage(Stage):
+    """A frame-level stage: ``process`` runs on every batch of every chunk, on the chunk's worker."""
+
+    level = "frame"
+
+    def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
+        """The frame-aligned arrays this stage writes, for a video of this size (none by default)."""
         return {}
 
     @abstractmethod
     def process(self, batch: Batch) -> None:
         """Read from ``batch`` and put this stage's outputs into it."""
+
+
+class HalfData(ABC):
+    """What a game-level stage sees of one half: its declared reads, read back from the output, and a way to
+    write its declared outputs (see :class:`matchflow.game_stages.HalfStore`, the implementation over an
+    output root).
+
+    Rows of a table come in a fixed order (by chunk, then as the frame-level stages wrote them); columns put
+    back must follow that order.
+    """
+
+    ctx: HalfContext
+
+    @abstractmethod
+    def table(self, name: str) -> dict[str, np.ndarray]:
+        """The half's rows of contract table ``name``: the key columns and the declared columns, as arrays
+        (nulls as NaN for floats; object arrays for lists and strings)."""
+
+    @abstractmethod
+    def array(self, name: str) -> np.ndarray:
+        """The half's frame-aligned array ``name`` (frames first)."""
+
+    @abstractmethod
+    def put_columns(self, table: str, **columns: Any) -> None:
+        """Set columns of the half's rows of ``table`` (same length and order as :meth:`table` returns)."""
+
+
+class GameStage(Stage):
+    """A game-level stage: ``process_half`` runs once per half, after all the half's chunks are written and
+    before the game is committed, on a worker of the run's cluster."""
+
+    level = "game"
+
+    @abstractmethod
+    def process_half(self, half: HalfData) -> None:
+        """Read the half's tables and arrays from ``half`` and put this stage's outputs back."""

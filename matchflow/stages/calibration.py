@@ -7,9 +7,9 @@ Parameters (``stage_params.calibration`` in the configuration):
   (the learned refiner, followed by the line fit);
 - ``weights_dir``: folder of the learned pieces' weights (default: the ones shipped in the package);
 - ``valid_score`` (0.55), ``keep_score`` (0.7), ``candidates`` (4): see
-  :class:`matchflow.models.calibrator.Calibrator`;
+  :class:`matchflow.models.calibration.calibrator.Calibrator`;
 - ``native_fit`` (true): finish each valid calibration with the fit against the markings found at the
-  frame's native resolution (:mod:`matchflow.models.calibration_native`); false keeps the working-resolution
+  frame's native resolution (:mod:`matchflow.models.calibration.native`); false keeps the working-resolution
   (640 px wide) result;
 - ``use_released`` (false): when a game folder holds SoccerNet's released CCBV calibrations
   (``<half>_field_calib_ccbv.json``, one per 2 fps frame), take them instead of computing;
@@ -23,17 +23,29 @@ workers.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from matchflow.stages.base import IMAGE, Batch, Stage
+from matchflow.stages.base import IMAGE, Batch, FrameStage, StageParams
 
-PARAMS = {
-    "segmenter", "retriever", "refiner", "weights_dir", "valid_score", "keep_score", "candidates",
-    "use_released", "released_threshold", "native_fit",
-}
+
+class CalibrationParams(StageParams):
+    """``stage_params.calibration`` (see the module docstring); None: the calibrator's own default."""
+
+    segmenter: Literal["classical", "unet"] = "classical"
+    retriever: Literal["chamfer", "siamese"] = "chamfer"
+    refiner: Literal["linefit", "stn"] = "linefit"
+    weights_dir: str | None = None
+    valid_score: float | None = Field(None, ge=0, le=1)
+    keep_score: float | None = Field(None, ge=0, le=1)
+    candidates: int | None = Field(None, ge=1)
+    native_fit: bool = True
+    use_released: bool = False
+    released_threshold: float = Field(0.75, ge=0, le=1)
 
 
 def _released_path(video_path: str, half: int) -> str:
@@ -41,28 +53,21 @@ def _released_path(video_path: str, half: int) -> str:
     return f"{base}/{half}_field_calib_ccbv.json"
 
 
-class CalibrationStage(Stage):
+class CalibrationStage(FrameStage):
     """Writes the ``calibration`` table (see DESIGN.md): ``homography`` (image pixels to pitch metres, 9
     values row-major, null when invalid), ``homography_inv``, ``score`` (0..1) and ``valid``."""
 
     name = "calibration"
-    known_params = frozenset(PARAMS)
+    Params = CalibrationParams
+    params: CalibrationParams
     reads = (IMAGE,)
     writes = ("calibration.homography", "calibration.homography_inv", "calibration.score", "calibration.valid")
     version = "2"  # 2: the native-resolution fit
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
-        self._choice = {
-            "segmenter": self.params.get("segmenter", "classical"),
-            "retriever": self.params.get("retriever", "chamfer"),
-            "refiner": self.params.get("refiner", "linefit"),
-        }
-        allowed = {"segmenter": {"classical", "unet"}, "retriever": {"chamfer", "siamese"},
-                   "refiner": {"linefit", "stn"}}
-        for k, v in self._choice.items():
-            if v not in allowed[k]:
-                raise ValueError(f"stage_params.calibration.{k} = {v!r}; expected one of {sorted(allowed[k])}")
+        self._choice = {"segmenter": self.params.segmenter, "retriever": self.params.retriever,
+                        "refiner": self.params.refiner}
         self._device = "cpu"
         self._calibrators: dict[tuple[int, int], Any] = {}
         self._position: tuple[str, int, int] | None = None
@@ -73,27 +78,27 @@ class CalibrationStage(Stage):
         self._device = device
 
     def _weights(self, kind: str) -> Path | None:
-        d = self.params.get("weights_dir")
+        d = self.params.weights_dir
         return Path(d) / f"ccbv_{kind}.pt" if d else None
 
     def model_checksums(self) -> dict[str, str]:
-        from matchflow.models.camera_dictionary import recipe_checksum
+        from matchflow.models.calibration.dictionary import recipe_checksum
 
         out = {"calibration_dictionary": recipe_checksum()}
         learned = [v for v in self._choice.values() if v in ("unet", "siamese", "stn")]
         if learned:
-            from matchflow.models.ccbv_learned import shipped_weights
+            from matchflow.models.calibration.ccbv import shipped_weights
 
             for kind in learned:
                 path = self._weights(kind) or shipped_weights(kind)
                 out[f"ccbv_{kind}"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return out
 
-    def _calibrator(self, size: tuple[int, int]):  # noqa: ANN202 - models.calibrator.Calibrator
-        from matchflow.models.calibration_base import working_size
-        from matchflow.models.calibrator import Calibrator, ChamferRetriever
-        from matchflow.models.camera_dictionary import default_dictionary
-        from matchflow.models.field_segmentation import ClassicalSegmenter
+    def _calibrator(self, size: tuple[int, int]):  # models.calibrator.Calibrator
+        from matchflow.models.calibration.base import working_size
+        from matchflow.models.calibration.calibrator import Calibrator, ChamferRetriever
+        from matchflow.models.calibration.dictionary import default_dictionary
+        from matchflow.models.calibration.segmentation import ClassicalSegmenter
 
         if size in self._calibrators:
             return self._calibrators[size]
@@ -101,39 +106,40 @@ class CalibrationStage(Stage):
         dictionary = default_dictionary(work)
         kw: dict[str, Any] = {}
         for key in ("valid_score", "keep_score", "candidates"):
-            if key in self.params:
-                kw[key] = self.params[key]
+            value = getattr(self.params, key)
+            if value is not None:
+                kw[key] = value
         if self._choice["segmenter"] == "unet":
-            from matchflow.models.ccbv_learned import UNetSegmenter
+            from matchflow.models.calibration.ccbv import UNetSegmenter
 
             kw["segmenter"] = UNetSegmenter(self._weights("unet"), device=self._device)
         else:
             kw["segmenter"] = ClassicalSegmenter()
         if self._choice["retriever"] == "siamese":
-            from matchflow.models.ccbv_learned import SiameseRetriever
+            from matchflow.models.calibration.ccbv import SiameseRetriever
 
             kw["retriever"] = SiameseRetriever(self._weights("siamese"), dictionary.homographies, work)
         else:
             kw["retriever"] = ChamferRetriever(dictionary)
         if self._choice["refiner"] == "stn":
-            from matchflow.models.calibration_refine import LineFitRefiner
-            from matchflow.models.ccbv_learned import STNRefiner
+            from matchflow.models.calibration.ccbv import STNRefiner
+            from matchflow.models.calibration.refine import LineFitRefiner
 
             kw["refiner"] = _Chain(STNRefiner(self._weights("stn"), device=self._device), LineFitRefiner())
-        if not self.params.get("native_fit", True):
+        if not self.params.native_fit:
             kw["native_fit"] = None
         cal = Calibrator(**kw)
         self._calibrators[size] = cal
         return cal
 
     # ------------------------------------------------------------------------------------------- running
-    def _released_for(self, batch: Batch):  # noqa: ANN202 - CcbvCalibration or None
-        if not self.params.get("use_released"):
+    def _released_for(self, batch: Batch):  # CcbvCalibration or None
+        if not self.params.use_released:
             return None
         key = (batch.ctx.video.path, batch.ctx.half)
         if key not in self._released:
-            from matchflow.models.soccernet_calib import read_ccbv
             from matchflow.storage import fs
+            from matchflow.storage.soccernet import read_ccbv
 
             path = _released_path(batch.ctx.video.path, batch.ctx.half)
             self._released[key] = read_ccbv(path) if fs.exists(path) else None
@@ -171,11 +177,11 @@ class CalibrationStage(Stage):
             score=score, valid=valid,
         )
 
-    def _from_released(self, batch: Batch, released, h, hi, score, valid) -> None:  # noqa: ANN001
-        from matchflow.models.soccernet_calib import rescale
+    def _from_released(self, batch: Batch, released, h, hi, score, valid) -> None:
+        from matchflow.storage.soccernet import rescale
 
         native = (batch.image.shape[2], batch.image.shape[1])
-        thr = float(self.params.get("released_threshold", 0.75))
+        thr = self.params.released_threshold
         for i, k in enumerate(batch.frame):
             if k >= len(released.confidence):
                 continue
@@ -197,7 +203,7 @@ class _Chain:
     def __init__(self, *refiners: Any) -> None:
         self.refiners = refiners
 
-    def refine(self, obs, h):  # noqa: ANN001, ANN201 - HomographyRefiner
+    def refine(self, obs, h):  # HomographyRefiner
         for r in self.refiners:
             h = r.refine(obs, h)
         return h

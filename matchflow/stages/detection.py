@@ -1,6 +1,6 @@
 """The ``detection`` stage: players (boxes, score, class), the ball, poses and player masks per frame.
 
-One DeepSportLab network (:mod:`matchflow.models.detector`) runs on the batch's frames in sub-batches of
+One DeepSportLab network (:mod:`matchflow.models.detection.detector`) runs on the batch's frames in sub-batches of
 ``batch_size`` on the worker's device. Parameters (``stage_params.detection``):
 
 - ``weights``: detector weights file (default: the shipped, checksum-verified MobileNetV2 weights);
@@ -20,24 +20,44 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from matchflow.stages.base import IMAGE, Batch, Stage
+from matchflow.stages.base import IMAGE, Batch, FrameStage, StageParams
 from matchflow.storage.arrays import ArraySpec
 from matchflow.video import VideoInfo
 
-PARAMS = {"weights", "backbone", "input_height", "batch_size", "player_threshold", "ball_threshold",
-          "keypoint_threshold"}
+
+class DetectionParams(StageParams):
+    """``stage_params.detection`` (see the module docstring). ``batch_size`` None: the detector's default for
+    the device; thresholds None: the decoder's defaults."""
+
+    weights: str | None = None
+    backbone: Literal["mobilenetv2", "resnet50"] = "mobilenetv2"
+    input_height: int = Field(720, ge=64)
+    batch_size: int | None = Field(None, ge=1)
+    player_threshold: float | None = Field(None, ge=0, le=1)
+    ball_threshold: float | None = Field(None, ge=0, le=1)
+    keypoint_threshold: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _resnet_needs_weights(self) -> DetectionParams:
+        if self.backbone == "resnet50" and not self.weights:
+            raise ValueError("backbone resnet50 needs `weights` (no ResNet-50 weights ship)")
+        return self
+
 _MASK_STRIDE = 4  # decoder grid stride in working pixels
 
 
-class DetectionStage(Stage):
+class DetectionStage(FrameStage):
     """Players, ball, poses and masks from the DeepSportLab detector (see the module docstring)."""
 
     name = "detection"
-    known_params = frozenset(PARAMS)
+    Params = DetectionParams
+    params: DetectionParams
     reads = (IMAGE,)
     writes = (
         "players.det", "players.x1", "players.y1", "players.x2", "players.y2", "players.score", "players.cls",
@@ -48,50 +68,41 @@ class DetectionStage(Stage):
     version = "1"
     uses_gpu = True  # the DeepSportLab network: chunk tasks go to GPU workers when the run targets GPUs
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
-        backbone = self.params.get("backbone", "mobilenetv2")
-        if backbone not in ("mobilenetv2", "resnet50"):
-            raise ValueError(f"stage_params.detection.backbone = {backbone!r}; expected mobilenetv2 or resnet50")
-        if backbone == "resnet50" and not self.params.get("weights"):
-            raise ValueError("stage_params.detection: backbone resnet50 needs `weights` (no ResNet-50 weights ship)")
-        from matchflow.models.detector import DEFAULT_INPUT_HEIGHT
-
-        self.input_height = int(self.params.get("input_height", DEFAULT_INPUT_HEIGHT))
-        if self.input_height < 64:
-            raise ValueError(f"stage_params.detection.input_height = {self.input_height}; expected at least 64")
+        self.input_height = self.params.input_height
         self._detector = None
         self._device = "cpu"
 
     def setup(self, device: str) -> None:
         self._device = device
 
-    def _get(self):  # noqa: ANN202 - models.detector.Detector
+    def _get(self):  # models.detector.Detector
         if self._detector is None:
-            from matchflow.models.deepsportlab_decode import DecodeParams
-            from matchflow.models.detector import Detector
+            from matchflow.models.detection.decoder import DecodeParams
+            from matchflow.models.detection.detector import Detector
 
             params = DecodeParams()
             for key in ("player_threshold", "ball_threshold", "keypoint_threshold"):
-                if key in self.params:
-                    params = dataclasses.replace(params, **{key: float(self.params[key])})
+                value = getattr(self.params, key)
+                if value is not None:
+                    params = dataclasses.replace(params, **{key: float(value)})
             self._detector = Detector(
-                self.params.get("weights"), backbone=self.params.get("backbone", "mobilenetv2"),
+                self.params.weights, backbone=self.params.backbone,
                 device=self._device, input_height=self.input_height, params=params,
-                batch_size=int(self.params["batch_size"]) if "batch_size" in self.params else None,
+                batch_size=self.params.batch_size,
             )
         return self._detector
 
     def model_checksums(self) -> dict[str, str]:
-        from matchflow.models.deepsportlab import sha256_file
-        from matchflow.models.weights_registry import resolve_weights
+        from matchflow.models.weights import resolve_weights, sha256_file
 
-        backbone = self.params.get("backbone", "mobilenetv2")
-        return {f"deepsportlab_{backbone}": sha256_file(resolve_weights(f"deepsportlab_{backbone}", self.params.get("weights")))}
+        name = f"deepsportlab_{self.params.backbone}"
+        return {name: sha256_file(resolve_weights(name, self.params.weights))}
 
     def mask_shape(self, video: VideoInfo) -> tuple[int, int]:
         """(rows, columns) of the decoder's grid for frames of this video."""
-        from matchflow.models.detector import working_size
+        from matchflow.models.detection.detector import working_size
 
         _, _, (pw, ph) = working_size(video.width, video.height, self.input_height)
         return math.ceil(ph / _MASK_STRIDE), math.ceil(pw / _MASK_STRIDE)
@@ -112,9 +123,10 @@ class DetectionStage(Stage):
         return {"masks": ArraySpec(self.mask_shape(video), "int16", 0, self._mask_attrs(video))}
 
     def process(self, batch: Batch) -> None:
-        from matchflow.models.deepsportlab import PERSON_CLASSES
+        from matchflow.models.detection.network import PERSON_CLASSES
 
         dets = self._get().detect(batch.image)
+        cls: list[str]
         frame, det, boxes, scores, cls, kps = [], [], [], [], [], []
         bframe, bx, by, bs = [], [], [], []
         shape = self.mask_shape(batch.ctx.video)

@@ -2,7 +2,7 @@
 
 Reads ``arrays/topview_cc`` (or ``arrays/topview_bc`` with ``view: bc``) from the ``topview`` stage and
 writes ``arrays/features_<backbone>`` (T, D) float16 (penultimate layer, see
-:mod:`matchflow.models.topview_features`). Parameters (``stage_params.features``):
+:mod:`matchflow.models.representations.features`). Parameters (``stage_params.features``):
 
 - ``backbone``: ``mobilenetv2`` (default, 1280-d, packaged checksum-verified weights), ``resnet34`` (512-d)
   or ``efficientnet_b4`` (1792-d); the last two need ``weights``;
@@ -15,45 +15,53 @@ The array written depends on ``backbone``: ``writes`` is set per instance.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from matchflow.stages.base import Batch, Stage
+from matchflow.stages.base import Batch, FrameStage, StageParams
 from matchflow.storage.arrays import ArraySpec
 from matchflow.video import VideoInfo
 
-PARAMS = {"backbone", "weights", "view", "batch_size", "amp"}
+
+class FeaturesParams(StageParams):
+    """``stage_params.features`` (see the module docstring)."""
+
+    backbone: Literal["mobilenetv2", "resnet34", "efficientnet_b4"] = "mobilenetv2"
+    weights: str | None = None
+    view: Literal["cc", "bc"] = "cc"
+    batch_size: int = Field(32, ge=1)
+    amp: Literal["bf16", "fp16"] = "bf16"
 
 
-class FeaturesStage(Stage):
+class FeaturesStage(FrameStage):
     """Top views -> frozen ImageNet backbone -> (T, D) float16 features; see the module docstring."""
 
     name = "features"
-    known_params = frozenset(PARAMS)
+    Params = FeaturesParams
+    params: FeaturesParams
     reads = ("arrays/topview_cc",)
     writes = ("arrays/features_mobilenetv2",)
     version = "1"
     uses_gpu = True  # a CNN over every top view: chunk tasks go to GPU workers when the run targets GPUs
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
-        from matchflow.models.topview_features import FEATURE_DIMS, check_feature_weights
+        from matchflow.models.representations.features import (
+            FEATURE_DIMS,
+            check_feature_weights,
+        )
 
-        self.backbone = str(self.params.get("backbone", "mobilenetv2"))
+        self.backbone = self.params.backbone
         if self.backbone not in FEATURE_DIMS:
             raise ValueError(
                 f"stage_params.features.backbone = {self.backbone!r}; expected one of {sorted(FEATURE_DIMS)}")
-        self.view = str(self.params.get("view", "cc"))
-        if self.view not in ("cc", "bc"):
-            raise ValueError(f"stage_params.features.view = {self.view!r}; expected cc or bc")
-        self.amp = str(self.params.get("amp", "bf16"))
-        if self.amp not in ("bf16", "fp16"):
-            raise ValueError(f"stage_params.features.amp = {self.amp!r}; expected bf16 or fp16")
-        self.batch_size = int(self.params.get("batch_size", 32))
-        if self.batch_size < 1:
-            raise ValueError(f"stage_params.features.batch_size = {self.batch_size}; expected at least 1")
-        self.weights = self.params.get("weights")
+        self.view = self.params.view
+        self.amp = self.params.amp
+        self.batch_size = self.params.batch_size
+        self.weights = self.params.weights
         check_feature_weights(self.backbone, self.weights)  # a clear error before any work
         self.dim = FEATURE_DIMS[self.backbone]
         self.array = f"features_{self.backbone}"
@@ -66,23 +74,25 @@ class FeaturesStage(Stage):
     def setup(self, device: str) -> None:
         self._device = device
 
-    def _get(self):  # noqa: ANN202 - models.topview_features.FeatureExtractor
+    def _get(self):  # models.topview_features.FeatureExtractor
         if self._extractor is None:
-            from matchflow.models.topview_features import FeatureExtractor
+            from matchflow.models.representations.features import FeatureExtractor
 
             self._extractor = FeatureExtractor(self.backbone, self.weights, self._device, self.batch_size, self.amp)
         return self._extractor
 
     def model_checksums(self) -> dict[str, str]:
         if self._sha256 is None:
-            from matchflow.models.deepsportlab import sha256_file
-            from matchflow.models.topview_features import resolve_feature_weights
+            from matchflow.models.representations.features import (
+                resolve_feature_weights,
+            )
+            from matchflow.models.weights import sha256_file
 
             self._sha256 = sha256_file(resolve_feature_weights(self.backbone, self.weights))
         return {self.array: self._sha256}
 
     def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
-        from matchflow.models.topview_features import IMAGENET_MEAN, IMAGENET_STD
+        from matchflow.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
         return {self.array: ArraySpec((self.dim,), "float16", 0, {
             "backbone": self.backbone,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from matchflow.stages.base import IMAGE, Batch, Stage
+from matchflow.stages.base import IMAGE, Batch, FrameStage
 
 
-class FramesStage(Stage):
+class FramesStage(FrameStage):
     """Writes the ``frames`` table: ``video_frame`` (source frame number), ``width``, ``height`` (pixels)."""
 
     name = "frames"

@@ -7,7 +7,7 @@ touching the frame's grass field region; without a valid calibration, the field 
 ``color_r/g/b`` (mean RGB of the player's instance-mask pixels, or of the non-grass pixels of its box when the
 mask has fewer than ``min_mask_pixels`` pixels); ``area`` (box area, native pixels²). Per ball row:
 ``pitch_x``, ``pitch_y``, the ground-plane projection of the ball's pixel (a ball in the air lands behind
-its true position). Functions: :mod:`matchflow.models.localization`.
+its true position). Functions: :mod:`matchflow.models.representations.localization`.
 
 Parameters (``stage_params.localization``):
 
@@ -22,20 +22,29 @@ The instance masks are read on the grid the stage that wrote them describes in t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from matchflow.stages.base import IMAGE, Batch, Stage
-
-PARAMS = {"field_margin_m", "min_mask_pixels", "field_mask_width"}
+from matchflow.stages.base import IMAGE, Batch, FrameStage, StageParams
 
 
-class LocalizationStage(Stage):
+class LocalizationParams(StageParams):
+    """``stage_params.localization`` (see the module docstring)."""
+
+    field_margin_m: float = Field(1.0, ge=0)
+    min_mask_pixels: int = Field(6, ge=1)
+    field_mask_width: int = Field(160, ge=16)
+
+
+class LocalizationStage(FrameStage):
     """Pitch positions, on-field flags, colours and areas of players; pitch positions of the ball."""
 
     name = "localization"
-    known_params = frozenset(PARAMS)
+    Params = LocalizationParams
+    params: LocalizationParams
     reads = (
         IMAGE, "players.x1", "players.y1", "players.x2", "players.y2",
         "calibration.homography", "calibration.valid", "arrays/masks", "ball.x", "ball.y",
@@ -46,15 +55,11 @@ class LocalizationStage(Stage):
     )
     version = "1"
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
-        self.margin = float(self.params.get("field_margin_m", 1.0))
-        self.min_mask_pixels = int(self.params.get("min_mask_pixels", 6))
-        self.mask_width = int(self.params.get("field_mask_width", 160))
-        if self.margin < 0 or self.min_mask_pixels < 1 or self.mask_width < 16:
-            raise ValueError(
-                "stage_params.localization: field_margin_m must be >= 0, min_mask_pixels >= 1, field_mask_width >= 16"
-            )
+        self.margin = self.params.field_margin_m
+        self.min_mask_pixels = self.params.min_mask_pixels
+        self.mask_width = self.params.field_mask_width
 
     def process(self, batch: Batch) -> None:
         out = localize_batch(
@@ -108,7 +113,7 @@ def localize_batch(
     on a grid of ``mask_grid`` = (working scale, stride): mask pixel (a, b) is native pixel
     ((stride b + 0.5) / scale - 0.5, (stride a + 0.5) / scale - 0.5).
     """
-    from matchflow.models import localization as loc
+    from matchflow.models.representations import localization as loc
 
     n_frames, hgt, wid = images.shape[:3]
     size = (wid, hgt)

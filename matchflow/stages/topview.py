@@ -4,7 +4,7 @@ Reads the players' pitch positions (``players.pitch_x``, ``pitch_y``, metres), `
 (``color_r/g/b``) written by the ``localization`` stage, and the calibration (``calibration.homography_inv``,
 pitch metres to native image pixels; ``valid``). Writes ``arrays/topview_cc`` (T, 224, 224, 3) uint8 RGB and
 ``arrays/topview_bc`` (T, 3, 224, 224) uint8 of 0/1 (channels: lines, seen polygon, players), see
-:mod:`matchflow.models.topview`. Only ``on_field`` players with a finite position are drawn; a frame without
+:mod:`matchflow.models.representations.topview`. Only ``on_field`` players with a finite position are drawn; a frame without
 a valid calibration has the lines only.
 
 Parameters (``stage_params.topview``): ``layout``: ``ccbv`` (default, aspect kept, 5 m margin) or ``calf``
@@ -13,15 +13,30 @@ Parameters (``stage_params.topview``): ``layout``: ``ccbv`` (default, aspect kep
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import field_validator
 
-from matchflow.stages.base import Batch, Stage
+from matchflow.stages.base import Batch, FrameStage, StageParams
 from matchflow.storage.arrays import ArraySpec
 from matchflow.video import VideoInfo
 
-PARAMS = {"layout"}
+
+class TopviewParams(StageParams):
+    """``stage_params.topview``: ``layout`` (see the module docstring)."""
+
+    layout: str = "ccbv"
+
+    @field_validator("layout")
+    @classmethod
+    def _known_layout(cls, value: str) -> str:
+        from matchflow.models.representations.topview import LAYOUTS
+
+        if value not in LAYOUTS:
+            raise ValueError(f"expected one of {list(LAYOUTS)}, got {value!r}")
+        return value
 
 
 def _float_column(values: Any) -> np.ndarray:
@@ -55,11 +70,12 @@ def frame_homographies(calibration: dict[str, Any], frames: np.ndarray) -> list[
     return out
 
 
-class TopviewStage(Stage):
+class TopviewStage(FrameStage):
     """Top views (colour composition and binary channels) of each frame; see the module docstring."""
 
     name = "topview"
-    known_params = frozenset(PARAMS)
+    Params = TopviewParams
+    params: TopviewParams
     reads = (
         "players.pitch_x", "players.pitch_y", "players.on_field",
         "players.color_r", "players.color_g", "players.color_b",
@@ -68,16 +84,16 @@ class TopviewStage(Stage):
     writes = ("arrays/topview_cc", "arrays/topview_bc")
     version = "1"
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
-        from matchflow.models.topview import LAYOUTS
-
-        self.layout = str(self.params.get("layout", "ccbv"))
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"stage_params.topview.layout = {self.layout!r}; expected one of {list(LAYOUTS)}")
+        self.layout = self.params.layout
 
     def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
-        from matchflow.models.topview import BC_CHANNELS, SIZE, layout_attrs
+        from matchflow.models.representations.topview import (
+            BC_CHANNELS,
+            SIZE,
+            layout_attrs,
+        )
 
         attrs = layout_attrs(self.layout)
         cc = dict(attrs, axes="frame, row (v), column (u), RGB", values="uint8 RGB 0..255",
@@ -91,7 +107,7 @@ class TopviewStage(Stage):
                 "topview_bc": ArraySpec((3, SIZE, SIZE), "uint8", 0, bc)}
 
     def process(self, batch: Batch) -> None:
-        from matchflow.models.topview import SIZE, renderer
+        from matchflow.models.representations.topview import SIZE, renderer
 
         r = renderer(self.layout)
         n = len(batch)

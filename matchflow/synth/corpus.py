@@ -29,10 +29,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from matchflow.models.camera import camera_to_soccernet_dict, normalize_homography
+from matchflow.models.geometry.camera import camera_to_soccernet_dict, normalize_homography
+from matchflow.models.geometry.camera_prior import prior_split
 
-from .cutaways import insert_cutaways
-from .director import follow_play, pick_base_camera, prior_split
+from .cutaways import Cutaway, insert_cutaways
+from .director import follow_play, pick_base_camera
 from .play import simulate_half
 from .render import FrameRenderer
 from .stadium import REFEREE_KIT, Stadium, Team, random_stadium, random_teams
@@ -103,7 +104,7 @@ def render_half(job: HalfJob) -> dict:
     base = pick_base_camera(cam_rng, job.cameras)
     cameras = follow_play(cam_rng, play, base, size)
     shots = ["main"] * len(cameras)
-    cutaways = []
+    cutaways: list[Cutaway] = []
     if job.cutaways > 0:
         cameras, shots, cutaways = insert_cutaways(
             _rng(job.seed, job.game, 4, job.half), play, job.stadium, base, cameras, job.cutaways, size
@@ -195,7 +196,7 @@ def synthesize_corpus(
     parallel over ``workers`` processes (default: one per CPU core, at most one per half).
 
     ``cameras``: the split of the camera prior the main cameras are drawn from: "all", "dictionary" or
-    "heldout" (see :func:`matchflow.synth.director.prior_split`). ``cutaways``: the share (0..1) of each
+    "heldout" (see :func:`matchflow.models.geometry.camera_prior.prior_split`). ``cutaways``: the share (0..1) of each
     half's time spent in cut-away shots (close-ups of players, crowd shots), 2 to 5 s each, with hard cuts."""
     if games < 1 or halves < 1 or seconds <= 0 or fps < 1 or gop < 1:
         raise ValueError("games, halves, seconds, fps and gop must be positive")

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matchflow.models.camera import (
-    PinholeCamera, clip_polygon, look_at_rotation, normalize_homography, view_constraints,
+from matchflow.models.geometry.camera import (
+    PinholeCamera,
+    clip_polygon,
+    look_at_rotation,
+    normalize_homography,
+    view_constraints,
 )
-from matchflow.models.pitch import PitchModel
+from matchflow.models.geometry.pitch import PitchModel
 
 from .director import BaseCamera
 from .play import HalfPlay

@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from matchflow.models.camera import PinholeCamera
-from matchflow.models.labels import COCO_KEYPOINTS, PERSON_CLASSES
+from matchflow.models.detection.labels import COCO_KEYPOINTS, PERSON_CLASSES
+from matchflow.models.geometry.camera import PinholeCamera
 
 from .cutaways import closeup_cameras
 from .director import follow_play, pick_base_camera
@@ -54,7 +54,7 @@ from .render import _ID_BALL, FrameRenderer
 from .stadium import Stadium, random_stadium, random_teams
 
 if TYPE_CHECKING:
-    from matchflow.models.detection_data import DetectionSample
+    from matchflow.training.detection.data import DetectionSample
 
 __all__ = [
     "render_detection_dataset", "read_detection_dir", "coco_keypoints_3d", "project_keypoints", "COCO_KEYPOINTS",
@@ -349,7 +349,7 @@ def render_detection_dataset(
 
 # ------------------------------------------------------------------------------------------------ reading
 def _read_frame(root: Path, index: int) -> DetectionSample:
-    from matchflow.models.detection_data import DatasetError, DetectionSample, read_image_rgb
+    from matchflow.training.detection.data import DatasetError, DetectionSample, read_image_rgb
 
     name = _frame_name(index)
     image_path = root / "images" / f"{name}.jpg"
@@ -384,10 +384,10 @@ def _read_frame(root: Path, index: int) -> DetectionSample:
 
 def read_detection_dir(path: str | Path) -> Iterator[DetectionSample]:
     """The frames of a dataset written by :func:`render_detection_dataset`, in order, as
-    :class:`~matchflow.models.detection_data.DetectionSample` (image RGB; instances int32 with -1 the ball).
-    Missing or corrupt files raise :class:`~matchflow.models.detection_data.DatasetError` naming the file
+    :class:`~matchflow.training.detection.data.DetectionSample` (image RGB; instances int32 with -1 the ball).
+    Missing or corrupt files raise :class:`~matchflow.training.detection.data.DatasetError` naming the file
     (``dataset.json`` at once, a frame's files when it is reached)."""
-    from matchflow.models.detection_data import DatasetError
+    from matchflow.training.detection.data import DatasetError
 
     root = Path(path)
     meta_path = root / "dataset.json"

@@ -6,6 +6,8 @@ less the boot's half thickness), faces ``heading`` (radians on the grass) and le
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import cv2
 import numpy as np
 
@@ -96,7 +98,7 @@ def draw_figure(
     origin: tuple[int, int],
     px_per_m: float,
     height: float,
-    colours: dict[str, tuple[int, ...]] | int,
+    colours: Mapping[str, tuple[int, ...]] | int,
     left_is_far: bool,
 ) -> None:
     """Draw a figure from its projected joints ``points`` (len(JOINTS), 2) pixels into ``image`` whose

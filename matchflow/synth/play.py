@@ -73,7 +73,7 @@ class HalfPlay:
 
 
 def _people(rng: np.random.Generator, teams: tuple[Team, Team]) -> list[Person]:
-    out = []
+    out: list[Person] = []
     for t, team in enumerate(teams):
         for k in range(11):
             gk = k == 0

@@ -8,13 +8,14 @@ A person-id buffer drawn with the same primitives gives every person's box and v
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from matchflow.models.camera import PinholeCamera, clip_polygon, view_constraints
-from matchflow.models.pitch import GOAL_HEIGHT, GOAL_WIDTH, LINE_WIDTH_M, draw_polylines
+from matchflow.models.geometry.camera import PinholeCamera, clip_polygon, view_constraints
+from matchflow.models.geometry.pitch import GOAL_HEIGHT, GOAL_WIDTH, LINE_WIDTH_M, draw_polylines
 
 from .figure import draw_figure, figure_extent, figure_joints
 from .play import BALL_RADIUS, HalfPlay
@@ -319,7 +320,14 @@ class FrameRenderer:
         ids[y0:y1, x0:x1] = 0
         for k, (total, box, (cx0, cy0, cx1, cy1)) in sorted(full_counts.items()):
             seen_px = int(np.count_nonzero(ids[cy0:cy1, cx0:cx1] == k + 1))
-            truths.append(PersonTruth(k, box, seen_px / max(total, 1), tuple(float(v) for v in play.position[f, k])))
+            truths.append(
+                PersonTruth(
+                    k,
+                    box,
+                    seen_px / max(total, 1),
+                    typing.cast("tuple[float, float]", tuple(float(v) for v in play.position[f, k])),
+                )
+            )
         bx0, by0, bx1, by1 = ball_roi
         if ball_count > 0 and np.count_nonzero(ids[by0:by1, bx0:bx1] == _ID_BALL) >= 0.3 * ball_count:
             ball_visible = True

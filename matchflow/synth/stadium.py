@@ -7,10 +7,11 @@ colours are BGR uint8 triples.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
-from matchflow.models.pitch import PitchModel
+from matchflow.models.geometry.pitch import PitchModel
 
 __all__ = ["Stadium", "Kit", "Team", "random_stadium", "random_teams", "REFEREE_KIT"]
 
@@ -131,7 +132,7 @@ def random_stadium(rng: np.random.Generator) -> Stadium:
         end_board_x=float(52.5 + rng.uniform(4.5, 6.0)),
         near_track_y=float(34.0 + rng.uniform(4.0, 7.0)),
         stand_rake_deg=float(rng.uniform(28.0, 36.0)),
-        grass_bgr=tuple(int(v) for v in np.clip(g, 0, 255)),
+        grass_bgr=cast(BGR, tuple(int(v) for v in np.clip(g, 0, 255))),
         stripe_contrast=float(rng.uniform(0.035, 0.085)),
         cross_stripes=bool(rng.random() < 0.2),
         light_gradient=(float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.05, 0.05))),

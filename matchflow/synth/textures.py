@@ -9,11 +9,12 @@ aliased.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import cv2
 import numpy as np
 
-from matchflow.models.pitch import LINE_WIDTH_M, PitchModel
+from matchflow.models.geometry.pitch import LINE_WIDTH_M, PitchModel
 
 from .stadium import Stadium
 
@@ -236,7 +237,7 @@ def _crowd(rng: np.random.Generator, length_m: float, depth_m: float, px_per_m: 
         img[:, x : x + cell_w * 2] = np.array([110, 110, 115], np.float32)
     tier = int(rows * rng.uniform(0.45, 0.6)) * cell_h
     img[tier : tier + 2 * cell_h] = np.array([60, 65, 70], np.float32)
-    img = cv2.GaussianBlur(img, (0, 0), 0.6)
+    img = cast(np.ndarray, cv2.GaussianBlur(img, (0, 0), 0.6))
     # rows further up the stand are in the roof's shade
     fade = np.linspace(1.0, 0.55, img.shape[0], dtype=np.float32)[::-1]
     img *= fade[:, None, None]

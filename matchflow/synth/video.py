@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import cv2
@@ -39,7 +40,9 @@ class H264Writer:
 
     def write(self, bgr: np.ndarray) -> None:
         # OpenCV's conversion is BT.601 limited range like libswscale's default, and several times faster
-        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(
+            cast(np.ndarray, cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)), format="yuv420p"
+        )
         frame.pts = self.frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
@@ -50,7 +53,7 @@ class H264Writer:
             self.container.mux(packet)
         self.container.close()
 
-    def __enter__(self) -> "H264Writer":
+    def __enter__(self) -> H264Writer:
         return self
 
     def __exit__(

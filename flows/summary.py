@@ -1,0 +1,41 @@
+"""What a corpus run did: the summary the flow returns, the CLI prints and the run report shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    """What a corpus run did; ``failed`` maps game keys to their errors."""
+
+    run_id: str
+    games: int = 0
+    skipped: list[str] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+    frames: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "games": self.games,
+            "skipped": self.skipped,
+            "committed": self.committed,
+            "failed": self.failed,
+            "frames": self.frames,
+            "seconds": round(self.seconds, 3),
+            "frames_per_second": round(self.frames_per_second, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+    def add_seconds(self, seconds: dict[str, float]) -> None:
+        for k, s in seconds.items():
+            self.stage_seconds[k] = self.stage_seconds.get(k, 0.0) + s

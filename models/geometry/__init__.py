@@ -1,0 +1,1 @@
+"""Pitch and camera geometry: the pitch's markings and zones, pinhole cameras and homographies, the camera prior."""

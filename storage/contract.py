@@ -1,0 +1,182 @@
+"""The output contract (v1), in one place: the Parquet schema of every table, the Zarr arrays of a half, and the
+version every manifest and Zarr group records. The pipeline's chain check, the table and array writers, the
+evaluation and the documentation (``docs/contract.md``, written by ``python -m matchflow.storage.contract``)
+all read it from here.
+
+Every row carries the four key columns (``game``, ``half``, ``frame``, ``t``); ``game_id`` is the hive
+partition key and is not stored inside the files. Columns a run's stages do not produce are written as
+nulls, so every table always has its full schema. Pixels: OpenCV convention, native video resolution.
+Pitch: SoccerNet frame, metres, origin at the centre spot, +x to the right goal, +y toward the main camera.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+CONTRACT_VERSION = 1
+
+KEY_FIELDS: list[pa.Field] = [
+    pa.field("game", pa.string(), nullable=False),  # the game key: folder path relative to the corpus root
+    pa.field("half", pa.int8(), nullable=False),
+    pa.field("frame", pa.int32(), nullable=False),  # index of the sampled frame within the half
+    pa.field("t", pa.float64(), nullable=False),  # seconds from the start of the half
+]
+KEY_COLUMNS = [f.name for f in KEY_FIELDS]
+
+
+def _table(*fields: pa.Field) -> pa.Schema:
+    return pa.schema(KEY_FIELDS + list(fields))
+
+
+def _f(name: str, typ: pa.DataType, nullable: bool = True) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable)
+
+
+TABLES: dict[str, pa.Schema] = {
+    "frames": _table(
+        _f("video_frame", pa.int32(), False),  # source frame number in the video
+        _f("width", pa.int32(), False),
+        _f("height", pa.int32(), False),
+    ),
+    "calibration": _table(
+        _f("homography", pa.list_(pa.float64(), 9)),  # row-major, image pixels -> pitch metres
+        _f("homography_inv", pa.list_(pa.float64(), 9)),  # pitch metres -> image pixels
+        _f("score", pa.float32()),  # plausibility 0..1
+        _f("valid", pa.bool_()),
+    ),
+    "players": _table(
+        _f("det", pa.int16(), False),
+        _f("x1", pa.float32()),
+        _f("y1", pa.float32()),
+        _f("x2", pa.float32()),
+        _f("y2", pa.float32()),
+        _f("score", pa.float32()),
+        _f("cls", pa.dictionary(pa.int8(), pa.string())),  # player, goalkeeper, referee, other
+        _f("pitch_x", pa.float32()),
+        _f("pitch_y", pa.float32()),
+        _f("on_field", pa.bool_()),
+        _f("color_r", pa.uint8()),
+        _f("color_g", pa.uint8()),
+        _f("color_b", pa.uint8()),
+        _f("area", pa.float32()),
+        _f("team", pa.int8()),
+        _f("track", pa.int32()),
+    ),
+    "graph_edges": _table(
+        _f("src", pa.int16(), False),
+        _f("dst", pa.int16(), False),
+        _f("distance", pa.float32()),
+    ),
+    "ball": _table(
+        _f("x", pa.float32()),
+        _f("y", pa.float32()),
+        _f("score", pa.float32()),
+        _f("pitch_x", pa.float32()),
+        _f("pitch_y", pa.float32()),
+    ),
+    "poses": _table(
+        _f("det", pa.int16(), False),
+        _f("keypoints", pa.list_(pa.float32(), 51)),  # COCO order, (x, y, score) per keypoint
+    ),
+    "reid": _table(
+        _f("det", pa.int16(), False),
+        _f("row", pa.int32(), False),  # index into the half's `reid` Zarr array
+    ),
+    "tt_ball": _table(
+        _f("x", pa.float32()),
+        _f("y", pa.float32()),
+        _f("score", pa.float32()),
+    ),
+    "tt_events": _table(
+        _f("bounce", pa.float32()),
+        _f("net", pa.float32()),
+    ),
+}
+
+PLAYER_CLASSES = ("player", "goalkeeper", "referee", "other")
+
+
+@dataclass(frozen=True)
+class ArrayContract:
+    """A frame-aligned Zarr array of a half, stored at ``arrays/<game_id>.zarr/<half>/<name>``.
+
+    ``name`` ending in ``_`` is a family (``features_`` holds ``features_<backbone>``); ``shape`` names the
+    axes, the sampled frame first; ``dtype`` is the stored type."""
+
+    name: str
+    shape: str
+    dtype: str
+    description: str
+
+    def matches(self, array: str) -> bool:
+        """Whether ``array`` is this array (or, for a family, one of its members)."""
+        return array == self.name or (self.name.endswith("_") and array.startswith(self.name) and len(array) > len(self.name))
+
+
+ARRAYS: tuple[ArrayContract, ...] = (
+    ArrayContract("topview_cc", "(T, 224, 224, 3)", "uint8", "colour-composition top view of the pitch"),
+    ArrayContract("topview_bc", "(T, 3, 224, 224)", "uint8", "binary-channel top view (players, ball, pitch)"),
+    ArrayContract("features_", "(T, D)", "float16", "feature vector of a top view (penultimate layer of the backbone)"),
+    ArrayContract("masks", "(T, H', W')", "int16",
+                  "player instance ids (`det + 1`, 0 background) on the decoder's grid; attributes give its scale"),
+)
+
+
+def array_contract(name: str) -> ArrayContract:
+    """The contract entry of array ``name``; KeyError names the arrays the contract has."""
+    for spec in ARRAYS:
+        if spec.matches(name):
+            return spec
+    raise KeyError(f"array {name!r} is not in the output contract; it has {[a.name for a in ARRAYS]}")
+
+
+def schema(table: str) -> pa.Schema:
+    """The contract schema of ``table``; KeyError names the known tables."""
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise KeyError(f"unknown table {table!r}; the contract has {sorted(TABLES)}") from None
+
+
+def columns(table: str) -> list[str]:
+    """Column names of ``table`` beyond the four key columns."""
+    return [f.name for f in schema(table) if f.name not in KEY_COLUMNS]
+
+
+def describe() -> str:
+    """The contract as Markdown (``docs/contract.md``)."""
+    lines = [
+        f"# Output contract v{CONTRACT_VERSION}",
+        "",
+        "Generated from `storage/contract.py` by `python -m matchflow.storage.contract > docs/contract.md`;",
+        "a test checks that this page matches the code.",
+        "",
+        "Under the output root: `tables/<table>/game_id=<game_id>/` (Parquet, one file per half and chunk),",
+        "`arrays/<game_id>.zarr` (Zarr v3, arrays per half under `<half>/<name>`, chunked along frames) and",
+        "`manifests/<game_id>.json` (written last: a game is visible to readers once it is committed).",
+        "Every manifest and Zarr group records `contract_version`.",
+        "",
+        "Pixels follow OpenCV's convention at the video's native resolution. Pitch coordinates: SoccerNet's frame,",
+        "metres, origin at the centre spot, +x toward the right goal, +y toward the main camera's touchline.",
+        "",
+        "## Tables",
+        "",
+        "Every table starts with the key columns " + ", ".join(f"`{c}`" for c in KEY_COLUMNS) + ".",
+        "",
+    ]
+    for name, sch in TABLES.items():
+        lines += [f"### `{name}`", "", "| column | type | nullable |", "| --- | --- | --- |"]
+        lines += [f"| `{f.name}` | {f.type} | {'yes' if f.nullable else 'no'} |" for f in sch]
+        lines.append("")
+    lines += ["## Arrays", "", "| name | shape | dtype | what |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{a.name}{'<backbone>' if a.name.endswith('_') else ''}` | {a.shape} | {a.dtype} | {a.description} |"
+              for a in ARRAYS]
+    lines += ["", f"Player classes (`players.cls`): {', '.join(PLAYER_CLASSES)}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(describe())
