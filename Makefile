@@ -44,8 +44,13 @@ test: $(STAMP) browser
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e" tests
 
+# mypy reads the package as it installs: matchflow/ with the card's folders inside it (pyproject's package-dir)
+MYPY_TREE := build/mypy/matchflow
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	rm -rf build/mypy && mkdir -p $(MYPY_TREE)
+	for f in matchflow/*; do ln -s "$(CURDIR)/$$f" $(MYPY_TREE)/; done
+	for d in flows tasks models storage; do ln -s "$(CURDIR)/$$d" $(MYPY_TREE)/$$d; done
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -2,7 +2,7 @@
 
 Evaluates the shipped weights at several working heights on every 12th frame of the soccer *train* split
 (51 real 1080p Bundesliga frames, Roboflow, CC BY 4.0): box AP50 of people, class accuracy, ball bDQ and speed
-(one thread). The detection stage's default (``models.detector.DEFAULT_INPUT_HEIGHT``) is the height chosen
+(one thread). The detection stage's default (``models.detection.detector.DEFAULT_INPUT_HEIGHT``) is the height chosen
 here; the validation split is evaluated once, at that height, by bench/detector_quality.py.
 
 Writes the "Detector working height" section of bench/RESULTS.md.

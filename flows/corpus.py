@@ -52,7 +52,7 @@ def process_corpus(corpus: str, out: str, config: dict[str, Any] | None = None, 
         # so Dask workers can unpickle it however this file was loaded (a deployment loads it by path).
         from matchflow.flows import corpus as module
 
-        on_dask = module.process_corpus.with_options(task_runner=dask_task_runner(cfg))
+        on_dask = module.process_corpus.with_options(task_runner=dask_task_runner(cfg))  # type: ignore[arg-type]  # Prefect types task runners by their future type
         return on_dask(corpus=corpus, out=out, config=config, force=force)
     return CorpusRun(corpus, out, cfg, force).run().as_dict()
 
@@ -63,7 +63,7 @@ def run_corpus(corpus: str, out: str, config: PipelineConfig, force: bool = Fals
     The Prefect API must be reachable (see matchflow.prefect_env.local_api for a local one).
     """
     runner = dask_task_runner(config)
-    f = process_corpus.with_options(task_runner=runner)
+    f = process_corpus.with_options(task_runner=runner)  # type: ignore[arg-type]  # Prefect types task runners by their future type
     data = f(corpus=corpus, out=out, config=config.model_dump(mode="json"), force=force)
     summary = RunSummary(run_id=data["run_id"], games=data["games"], skipped=data["skipped"],
                          committed=data["committed"], failed=data["failed"], frames=data["frames"],

@@ -9,8 +9,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matchflow import __version__
+
+if TYPE_CHECKING:
+    from matchflow.flows.summary import RunSummary
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -56,7 +60,7 @@ def cmd_synth_detection(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(summary) -> None:  # flows.corpus.RunSummary
+def _print_summary(summary: RunSummary) -> None:
     print(
         f"run {summary.run_id}: {summary.games} games, {len(summary.committed)} committed, "
         f"{len(summary.skipped)} skipped (up to date), {len(summary.failed)} failed; "
@@ -303,7 +307,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_summary(summary)
     sql = "SELECT game, half, count(*) AS frames, round(max(t), 2) AS last_t FROM frames GROUP BY ALL ORDER BY ALL"
     print(f"3/3 sample query: matchflow sql {out} \"{sql}\"", flush=True)
-    query(str(out), sql).show(max_width=200)
+    rel = query(str(out), sql)
+    assert rel is not None  # a SELECT has rows
+    rel.show(max_width=200)
     return 1 if summary.failed else 0
 
 

@@ -25,12 +25,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from matchflow.stages.base import IMAGE, Batch, FrameStage, StageParams
+
+if TYPE_CHECKING:
+    from matchflow.models.calibration.calibrator import Calibrator
+    from matchflow.storage.soccernet import CcbvCalibration
 
 
 class CalibrationParams(StageParams):
@@ -94,7 +98,7 @@ class CalibrationStage(FrameStage):
                 out[f"ccbv_{kind}"] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return out
 
-    def _calibrator(self, size: tuple[int, int]):  # models.calibrator.Calibrator
+    def _calibrator(self, size: tuple[int, int]) -> Calibrator:
         from matchflow.models.calibration.base import working_size
         from matchflow.models.calibration.calibrator import Calibrator, ChamferRetriever
         from matchflow.models.calibration.dictionary import default_dictionary
@@ -133,7 +137,7 @@ class CalibrationStage(FrameStage):
         return cal
 
     # ------------------------------------------------------------------------------------------- running
-    def _released_for(self, batch: Batch):  # CcbvCalibration or None
+    def _released_for(self, batch: Batch) -> CcbvCalibration | None:
         if not self.params.use_released:
             return None
         key = (batch.ctx.video.path, batch.ctx.half)
@@ -167,6 +171,7 @@ class CalibrationStage(FrameStage):
                 score[i] = r.score
                 valid[i] = r.valid
                 if r.valid:
+                    assert r.homography is not None and r.homography_inv is not None
                     h[i] = r.homography.ravel()
                     hi[i] = r.homography_inv.ravel()
             self._position = (batch.ctx.game_id, batch.ctx.half, int(batch.frame[-1]) + 1)

@@ -5,8 +5,8 @@ One DeepSportLab network (:mod:`matchflow.models.detection.detector`) runs on th
 
 - ``weights``: detector weights file (default: the shipped, checksum-verified MobileNetV2 weights);
 - ``backbone``: ``mobilenetv2`` (default) or ``resnet50`` (with ``weights``);
-- ``input_height`` (720, ``models.detector.DEFAULT_INPUT_HEIGHT``): working height in pixels the frames are resized to;
-- ``batch_size``: frames per forward pass (default: 1 on CPU, 16 on CUDA, ``models.detector.DEFAULT_BATCH``);
+- ``input_height`` (720, ``models.detection.detector.DEFAULT_INPUT_HEIGHT``): working height in pixels the frames are resized to;
+- ``batch_size``: frames per forward pass (default: 1 on CPU, 16 on CUDA, ``models.detection.detector.DEFAULT_BATCH``);
 - ``player_threshold`` (0.3), ``ball_threshold`` (0.3), ``keypoint_threshold`` (0.1): decoder thresholds.
 
 Writes ``players`` rows (``det`` numbered from 0 by descending score, box in native pixels, ``score``,
@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -29,6 +29,9 @@ from pydantic import Field, model_validator
 from matchflow.stages.base import IMAGE, Batch, FrameStage, StageParams
 from matchflow.storage.arrays import ArraySpec
 from matchflow.video import VideoInfo
+
+if TYPE_CHECKING:
+    from matchflow.models.detection.detector import Detector
 
 
 class DetectionParams(StageParams):
@@ -71,13 +74,13 @@ class DetectionStage(FrameStage):
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
         self.input_height = self.params.input_height
-        self._detector = None
+        self._detector: Detector | None = None
         self._device = "cpu"
 
     def setup(self, device: str) -> None:
         self._device = device
 
-    def _get(self):  # models.detector.Detector
+    def _get(self) -> Detector:
         if self._detector is None:
             from matchflow.models.detection.decoder import DecodeParams
             from matchflow.models.detection.detector import Detector
@@ -86,7 +89,7 @@ class DetectionStage(FrameStage):
             for key in ("player_threshold", "ball_threshold", "keypoint_threshold"):
                 value = getattr(self.params, key)
                 if value is not None:
-                    params = dataclasses.replace(params, **{key: float(value)})
+                    params = dataclasses.replace(params, **{key: float(value)})  # type: ignore[arg-type]  # float fields
             self._detector = Detector(
                 self.params.weights, backbone=self.params.backbone,
                 device=self._device, input_height=self.input_height, params=params,

@@ -16,7 +16,7 @@ The array written depends on ``backbone``: ``writes`` is set per instance.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -24,6 +24,9 @@ from pydantic import Field
 from matchflow.stages.base import Batch, FrameStage, StageParams
 from matchflow.storage.arrays import ArraySpec
 from matchflow.video import VideoInfo
+
+if TYPE_CHECKING:
+    from matchflow.models.representations.features import FeatureExtractor
 
 
 class FeaturesParams(StageParams):
@@ -68,13 +71,13 @@ class FeaturesStage(FrameStage):
         self.reads = (f"arrays/topview_{self.view}",)
         self.writes = (f"arrays/{self.array}",)
         self._device = "cpu"
-        self._extractor = None
+        self._extractor: FeatureExtractor | None = None
         self._sha256: str | None = None
 
     def setup(self, device: str) -> None:
         self._device = device
 
-    def _get(self):  # models.topview_features.FeatureExtractor
+    def _get(self) -> FeatureExtractor:
         if self._extractor is None:
             from matchflow.models.representations.features import FeatureExtractor
 

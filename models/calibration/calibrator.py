@@ -117,11 +117,12 @@ class Calibrator:
     _previous_score: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._samples = getattr(self.refiner, "samples", None)
-        if self._samples is None:
+        samples = getattr(self.refiner, "samples", None)
+        if samples is None:
             from matchflow.models.calibration.dictionary import line_samples
 
-            self._samples = line_samples(self.pitch, 0.5)
+            samples = line_samples(self.pitch, 0.5)
+        self._samples: np.ndarray = samples
 
     def reset(self) -> None:
         """Forget the previous frame (a new video or a known cut)."""
@@ -167,6 +168,7 @@ class Calibrator:
         if not valid:
             self.reset()
             return CalibrationResult(None, None, score, False, source, details)
+        assert best_h is not None  # valid implies a homography
         h_inv = to_native(best_h, obs.scale)  # pitch -> native image
         if self.native_fit is not None:
             fit = self.native_fit.refine(image, h_inv)

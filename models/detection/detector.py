@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from matchflow.models.detection.decoder import DecodeParams, decode
+from matchflow.models.detection.decoder import Decoded, DecodeParams, decode
 from matchflow.models.detection.network import INPUT_MULTIPLE, DeepSportLabNet
 from matchflow.models.preprocessing import to_input_tensor
 from matchflow.models.weights import WeightsLoadError, fold_batchnorm, resolve_weights, sha256_file
@@ -98,7 +98,7 @@ class Detector:
         self.device = device
         # inference only: batch norm folded into the convolutions, NHWC layout (oneDNN and cuDNN's fast path);
         # together about 1.5-2x faster on CPU (bench/RESULTS.md, "Detector speed")
-        fold_batchnorm(self.net.eval()).to(device, memory_format=torch.channels_last)
+        fold_batchnorm(self.net.eval()).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format on Module.to
         self.input_height = int(input_height)
         self.params = params or DecodeParams()
         if batch_size is None:
@@ -127,7 +127,7 @@ class Detector:
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda")):
                 out = self.net(x, grid_stride=self.params.out_stride)  # masks need the maps on the grid only
             outputs = {k: v.float().contiguous() for k, v in out.items()}
-            for d in decode(outputs, self.params, image_size=tuple(x.shape[-2:])):
+            for d in decode(outputs, self.params, image_size=(int(x.shape[-2]), int(x.shape[-1]))):
                 results.append(_to_native(d, scale))
         return results
 
@@ -136,7 +136,7 @@ def _native(xy: np.ndarray, scale: float) -> np.ndarray:
     return (xy + 0.5) / scale - 0.5
 
 
-def _to_native(d, scale: float) -> Detections:  # deepsportlab_decode.Decoded
+def _to_native(d: Decoded, scale: float) -> Detections:
     kp = d.keypoints.copy()
     kp[..., :2] = _native(kp[..., :2], scale)
     ball = None

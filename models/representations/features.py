@@ -16,6 +16,7 @@ extractor's device under ``torch.inference_mode()``; on CUDA under bf16 (or fp16
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -101,7 +102,7 @@ class FeatureExtractor:
         self.device = torch.device(device)
         self.amp = torch.bfloat16 if amp == "bf16" else torch.float16
         net = build_backbone(backbone)
-        target = net.features if backbone == "mobilenetv2" else net
+        target = cast(nn.Module, net.features) if backbone == "mobilenetv2" else net
         self.report = load_state_dict_leniently(target, self.weights_path, min_fraction=1.0,
                                                 what=f"{backbone} feature extractor")
         self.sha256 = self.report.sha256

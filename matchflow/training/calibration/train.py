@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import cv2
 import numpy as np
@@ -69,6 +69,9 @@ from matchflow.models.geometry.camera import (
     pan_tilt_roll_to_rotation,
 )
 from matchflow.models.geometry.zones import N_ZONES, OUTSIDE, zone_map
+
+if TYPE_CHECKING:
+    from matchflow.synth.director import BaseCamera
 
 __all__ = ["TrainConfig", "train_calibration", "validate", "RENDER_SIZE"]
 
@@ -110,7 +113,7 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------ cameras
-def _pick_base(rng: np.random.Generator, split: str):  # BaseCamera
+def _pick_base(rng: np.random.Generator, split: str) -> BaseCamera:
     from matchflow.synth.director import pick_base_camera
 
     return pick_base_camera(rng, split=split)
@@ -480,8 +483,8 @@ def train_calibration(
                 triplets.append(data.triplet(rng, cams[i], predicted[i]))
         while len(triplets) < cfg.pair_batch:
             triplets.append(data.triplet(rng, data.random_view(rng), None))
-        a, p, n_ = (one_hot(np.stack(t)).to(dev) for t in zip(*triplets))
-        emb = siamese(torch.cat([a, p, n_]))
+        anchor, positive, negative = (one_hot(np.stack(t)).to(dev) for t in zip(*triplets))
+        emb = siamese(torch.cat([anchor, positive, negative]))
         ea, ep, en = emb.split(len(triplets))
         loss_s = F.triplet_margin_loss(ea, ep, en, margin=cfg.triplet_margin)
         opts["siamese"].zero_grad(set_to_none=True)
@@ -519,11 +522,11 @@ def train_calibration(
             now = time.perf_counter()
             per = (now - t_log) / max(1, min(cfg.log_every, done - start_step))
             t_log = now
-            n = cfg.log_every
+            tail = cfg.log_every
             say(
-                f"step {done}/{cfg.steps}  unet ce {_mean_tail(history['unet'], n):.3f} acc "
-                f"{_mean_tail(history['unet_acc'], n):.3f}  siamese {_mean_tail(history['siamese'], n):.4f}  stn mse "
-                f"{_mean_tail(history['stn'], n):.5f} ({_mean_tail(history['stn_px'], n):.1f} px)  "
+                f"step {done}/{cfg.steps}  unet ce {_mean_tail(history['unet'], tail):.3f} acc "
+                f"{_mean_tail(history['unet_acc'], tail):.3f}  siamese {_mean_tail(history['siamese'], tail):.4f}  stn mse "
+                f"{_mean_tail(history['stn'], tail):.5f} ({_mean_tail(history['stn_px'], tail):.1f} px)  "
                 f"{per:.2f} s/step, eta {per * (cfg.steps - done) / 60:.1f} min"
             )
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
@@ -574,7 +577,7 @@ def _validation_dictionary(work: tuple[int, int]) -> tuple[np.ndarray, str]:
     try:
         from matchflow.models.calibration.dictionary import default_dictionary
 
-        return default_dictionary(work).homographies, "camera_dictionary.default_dictionary"
+        return default_dictionary(work).homographies, "calibration.dictionary.default_dictionary"
     except Exception:  # fall back on the prior itself
         from matchflow.models.geometry.camera_prior import load_camera_prior, prior_split
 
@@ -613,6 +616,7 @@ def validate(paths: dict[str, Path], cfg: TrainConfig, device: str = "cpu",
         for i in range(0, len(frames), 8):
             observations += seg.segment_batch(frames[i : i + 8])
         for obs, h in zip(observations, truths):
+            assert obs.zones is not None  # the UNet segmenter labels zones
             t = zone_map(h, work).astype(np.int64)
             conf += np.bincount(t.ravel() * N_ZONES + obs.zones.ravel().astype(np.int64),
                                 minlength=N_ZONES * N_ZONES).reshape(N_ZONES, N_ZONES)

@@ -31,6 +31,7 @@ covers (the paper sums over "the keypoints present"; means keep the weights' bal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -265,5 +266,5 @@ def deepsportlab_loss(
     labelled = tg["player_class"] != IGNORE
     norm = labelled.sum() if cw is None else cw[tg["player_class"][labelled]].sum()
     parts["class"] = ce / norm.clamp(min=1)
-    total = sum(w[k] * v for k, v in parts.items())
+    total = cast(torch.Tensor, sum(w[k] * v for k, v in parts.items()))
     return total, {k: float(w[k] * v.detach()) for k, v in parts.items()}

@@ -18,6 +18,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -97,7 +98,7 @@ def evaluate_detector(
         "people": int(sum(len(b) for b in gb)),
         "balls": int(sum(np.isfinite(g[0]) for g in ball_gt)),
         "ap50_people": dm.box_ap50(pb, ps, gb),
-        "ap50_per_class": {PERSON_CLASSES[int(k)]: v for k, v in dm.box_ap_per_class(pb, ps, pc, gb, gc).items()},
+        "ap50_per_class": {PERSON_CLASSES[int(cast(int, k))]: v for k, v in dm.box_ap_per_class(pb, ps, pc, gb, gc).items()},
         "class_accuracy": dm.class_accuracy(pb, ps, pc, gb, gc),
         "ball_bdq": dm.ball_bdq(np.array(ball_xy), np.array(ball_s), np.array(ball_gt), np.array(ball_r)),
         "ball_bdq_absent_negatives": dm.ball_bdq(
