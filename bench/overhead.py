@@ -51,7 +51,7 @@ def _run_game(game: Game, cfg: PipelineConfig, layout: OutputLayout, pipe: Pipel
 
 def _loop_one_game(args: tuple[str, str, int]) -> int:
     corpus, out, i = args
-    cfg = PipelineConfig()
+    cfg = PipelineConfig(stages=["frames"])
     return _run_game(list_games(corpus)[i], cfg, OutputLayout.at(out), build_pipeline(cfg))
 
 
@@ -90,7 +90,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp, base = work_folder(args.keep, "matchflow-bench-")
     corpus = synthesized_corpus(base / "corpus", args.games, args.seconds, seed=1)
-    cfg = PipelineConfig()
+    cfg = PipelineConfig(stages=["frames"])
     rounds: list[dict[str, float]] = []
     frames = 0
     for r in range(args.rounds):  # interleaved rounds: each ratio is taken within a round, then the median

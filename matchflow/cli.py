@@ -69,6 +69,10 @@ def _print_summary(summary: RunSummary) -> None:
     if summary.stage_seconds:
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(summary.stage_seconds.items()))
         print(f"worker time by stage: {parts}")
+        if summary.frames:
+            rates = ", ".join(f"{k} {summary.frames / v:.1f}" for k, v in sorted(summary.stage_seconds.items())
+                              if v >= 0.05)
+            print(f"frames per second of worker time, by stage: {rates}")
     for game, errors in summary.failed.items():
         print(f"FAILED {game}: {'; '.join(errors)}")
 
@@ -76,16 +80,19 @@ def _print_summary(summary: RunSummary) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from matchflow.config import ConfigError, load_config
 
+    if not args.out:
+        print("error: matchflow run needs --out OUT, the output root where the tables, arrays and manifests go "
+              "(a local folder or s3://bucket/prefix), e.g. matchflow run CORPUS --out matchflow-out", file=sys.stderr)
+        return 2
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     try:
         config = load_config(args.config, fps=args.fps, workers=args.workers, scheduler=args.scheduler,
-                             cluster=args.cluster, memory_limit=args.memory_limit)
+                             cluster=args.cluster, memory_limit=args.memory_limit, sport=args.sport, stages=stages)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from matchflow.flows.cluster import ClusterError, check_cluster
-    from matchflow.flows.corpus import run_corpus
     from matchflow.pipeline import PipelineError, build_pipeline
-    from matchflow.prefect_env import local_api
 
     try:
         build_pipeline(config)
@@ -93,11 +100,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (PipelineError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from matchflow.games import needs_run
     from matchflow.storage import fs
+    from matchflow.storage.corpus import list_games
+    from matchflow.storage.layout import OutputLayout
 
     if not fs.exists(fs.normalize(args.corpus), config.storage_options):
         print(f"error: corpus {args.corpus} does not exist", file=sys.stderr)
         return 2
+    try:  # before any server or cluster starts: what is there to do?
+        games = list_games(args.corpus, config.storage_options, config.resolution)
+        layout = OutputLayout.at(args.out)
+        todo = [g for g in games if needs_run(layout, g, config, args.force)]
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not todo:
+        from matchflow.flows.summary import RunSummary
+
+        print(f"nothing to run: the {len(games)} game(s) of {args.corpus} are committed and up to date in {args.out} "
+              "(--force redoes them)", file=sys.stderr)
+        _print_summary(RunSummary(run_id="none", games=len(games), skipped=[g.key for g in games]))
+        return 0
+    print(f"{len(games)} game(s): {len(todo)} to process, {len(games) - len(todo)} up to date; stages "
+          f"{', '.join(config.stages)}; starting the local Prefect API and the Dask cluster", file=sys.stderr, flush=True)
+    from matchflow.flows.corpus import run_corpus
+    from matchflow.prefect_env import local_api
+
     try:
         with local_api():
             summary = run_corpus(args.corpus, args.out, config, force=args.force)
@@ -288,32 +317,56 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The demo's analyst questions: where the ball went (pitch metres), and how many players each frame shows on the
+#: pitch and where they stand, per half and 5-second span.
+DEMO_QUERIES = (
+    ("the ball's path on the pitch (metres, SoccerNet frame)",
+     "SELECT half, round(t, 1) AS t_s, round(pitch_x, 1) AS ball_x_m, round(pitch_y, 1) AS ball_y_m "
+     "FROM ball WHERE pitch_x IS NOT NULL ORDER BY half, t LIMIT 12"),
+    ("players on the pitch per frame, and their mean position, every 5 s",
+     "SELECT half, 5 * floor(t / 5) AS from_s, round(count(*) / count(DISTINCT frame), 1) AS players_per_frame, "
+     "round(avg(pitch_x), 1) AS mean_x_m, round(avg(pitch_y), 1) AS mean_y_m "
+     "FROM players WHERE on_field GROUP BY ALL ORDER BY ALL"),
+)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from matchflow.config import load_config
     from matchflow.flows.corpus import run_corpus
+    from matchflow.html_report import build_report
     from matchflow.prefect_env import local_api
     from matchflow.storage.query import query
     from matchflow.synth import synthesize_corpus
 
+    t0 = time.perf_counter()
     root = Path(args.dir)
     corpus, out = root / "corpus", root / "out"
-    print(f"1/3 synthesizing {args.games} games x 2 halves x {args.seconds:g} s under {corpus}", flush=True)
+    print(f"1/4 rendering {args.games} game(s) x 2 halves x {args.seconds:g} s of synthetic broadcast under {corpus}",
+          flush=True)
     synthesize_corpus(corpus, games=args.games, halves=2, seconds=args.seconds, seed=0,
                       progress=lambda msg: print("    " + msg, file=sys.stderr, flush=True))
-    print(f"2/3 running the corpus flow on {args.workers} Dask workers into {out}", flush=True)
-    config = load_config(None, workers=args.workers)
+    config = load_config(None, workers=args.workers)  # the default preset: the whole soccer stage list
+    print(f"2/4 processing it on {args.workers} Dask workers into {out}: {', '.join(config.stages)}", flush=True)
     with local_api():
         summary = run_corpus(str(corpus), str(out), config, force=True)
     _print_summary(summary)
-    sql = "SELECT game, half, count(*) AS frames, round(max(t), 2) AS last_t FROM frames GROUP BY ALL ORDER BY ALL"
-    print(f"3/3 sample query: matchflow sql {out} \"{sql}\"", flush=True)
-    rel = query(str(out), sql)
-    assert rel is not None  # a SELECT has rows
-    rel.show(max_width=200)
-    return 1 if summary.failed else 0
+    if summary.failed:
+        return 1
+    print("3/4 sample queries (matchflow sql OUT \"...\"):", flush=True)
+    for question, sql in DEMO_QUERIES:
+        print(f"\n{question}:\n  matchflow sql {out} \"{sql}\"", flush=True)
+        rel = query(str(out), sql)
+        assert rel is not None  # a SELECT has rows
+        rel.show(max_width=200)
+    print("4/4 writing the HTML report (frames with pitch lines and boxes, top views, positions)", flush=True)
+    dest = build_report(str(out), corpus=str(corpus))
+    print(f"demo done in {time.perf_counter() - t0:.0f} s. Open the report: {dest}", flush=True)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from matchflow.config import PRESETS
+
     p = argparse.ArgumentParser(prog="matchflow", description=__doc__)
     p.add_argument("--version", action="version", version=f"matchflow {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="show Prefect and Dask logs")
@@ -344,8 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="process a corpus (local folder or s3://) into an output root")
     r.add_argument("corpus")
-    r.add_argument("--out", required=True, help="output root: local folder or s3://bucket/prefix")
+    r.add_argument("--out", help="output root: local folder or s3://bucket/prefix (required)")
     r.add_argument("--config", help="YAML configuration file (fields of matchflow.config.PipelineConfig)")
+    r.add_argument("--sport", choices=sorted(PRESETS), help="the sport of the corpus; its preset is the default "
+                   "stage list (default soccer: " + ", ".join(PRESETS["soccer"]) + ")")
+    r.add_argument("--stages", metavar="A,B,...", help="stages to run, in order (overrides the sport's preset)")
     r.add_argument("--workers", type=int, help="local Dask worker processes (default: one per core)")
     r.add_argument("--fps", type=float, help="sampling rate in frames per second (default 2)")
     r.add_argument("--cluster", metavar="local|cuda|tcp://HOST:PORT",
@@ -444,10 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--no-eval", action="store_true", help="skip the validation metrics at the end")
     td.set_defaults(func=cmd_train_detector)
 
-    d = sub.add_parser("demo", help="synthesize a small corpus, process it, query it")
+    d = sub.add_parser("demo", help="render a small synthetic corpus, process it with the default stages, query it "
+                       "and write its HTML report")
     d.add_argument("--dir", default="demo-out", help="folder for the demo corpus and output")
-    d.add_argument("--games", type=int, default=2)
-    d.add_argument("--seconds", type=float, default=30.0)
+    d.add_argument("--games", type=int, default=1)
+    d.add_argument("--seconds", type=float, default=15.0, help="length of each half in seconds")
     d.add_argument("--workers", type=int, default=2)
     d.set_defaults(func=cmd_demo)
 

@@ -15,10 +15,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-#: Fields that only say *how* a run executes, not *what* it writes: left out of the fingerprint.
+#: Fields that only say *how* a run executes, not *what* it writes: left out of the fingerprint. ``sport`` only
+#: chooses the default ``stages``, which the fingerprint covers.
 EXECUTION_FIELDS = frozenset(
-    {"workers", "scheduler", "cluster", "gpu_resource", "storage_options", "retries", "memory_limit", "decode_threads"}
+    {"workers", "scheduler", "cluster", "gpu_resource", "storage_options", "retries", "memory_limit", "decode_threads",
+     "sport"}
 )
+
+#: The stages each sport runs when the configuration lists none, in order: every stage the product has that
+#: makes sense for the sport. Basketball has no pitch model: its frames get detection, not calibration.
+PRESETS: dict[str, tuple[str, ...]] = {
+    "soccer": ("frames", "calibration", "detection", "localization", "graph", "topview", "features"),
+    "basketball": ("frames", "detection"),
+}
+Sport = Literal["soccer", "basketball"]
 
 #: The Dask worker resource a chunk task asks for when its pipeline has a GPU stage (see ``Stage.uses_gpu``).
 #: LocalCUDACluster workers declare it; external GPU workers are started with ``--resources GPU=1``.
@@ -51,7 +61,12 @@ class PipelineConfig(BaseModel):
     resolution: Literal["highest", "lowest"] | int = Field(
         "highest", description="which video of a half to use when several resolutions exist, or a height such as 720"
     )
-    stages: list[str] = Field(default_factory=lambda: ["frames"], description="frame-level stages, in order")
+    sport: Sport = Field("soccer", description="the sport of the corpus; its preset is the default of `stages`")
+    stages: list[str] = Field(
+        default_factory=list,
+        description="stages, in order (frame-level ones run in every chunk, game-level ones once per half after "
+        "them); default: the preset of `sport` (see PRESETS)",
+    )
     stage_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-stage parameters, keyed by stage name"
     )
@@ -83,6 +98,16 @@ class PipelineConfig(BaseModel):
     storage_options: dict[str, Any] = Field(
         default_factory=dict, description="fsspec options for s3:// corpora and outputs (never logged or written)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        """No ``stages`` (absent, null or empty): the preset of ``sport``."""
+        if isinstance(data, dict) and not data.get("stages"):
+            sport = data.get("sport", "soccer")
+            if sport in PRESETS:
+                data = {**data, "stages": list(PRESETS[sport])}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> PipelineConfig:

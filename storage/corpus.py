@@ -21,6 +21,12 @@ VIDEO_EXTENSIONS = (".mkv", ".mp4")
 _HALF_RE = re.compile(r"^([12])_.+\.(mkv|mp4)$", re.IGNORECASE)
 _RES_RE = re.compile(r"(\d{3,4})p", re.IGNORECASE)
 
+#: How to lay out a corpus, for error messages.
+LAYOUT_HINT = (
+    "lay a corpus out as one folder per game holding its halves as 1_<name>.mkv|mp4 and 2_<name>.mkv|mp4 "
+    "(SoccerNet: league/season/game/1_720p.mkv, 2_720p.mkv), or one video per folder for a one-half game"
+)
+
 
 @dataclass(frozen=True)
 class Game:
@@ -76,7 +82,8 @@ def _game_from_folder(
         if len(loose) == 1:
             return Game(key, gid, {1: loose[0]})
         names = ", ".join(sorted(posixpath.basename(v) for v in loose))
-        return Game(key, gid, {}, error=f"game folder {key!r} holds several videos without a half prefix: {names}")
+        return Game(key, gid, {}, error=(
+            f"game folder {key!r} holds several videos without a half prefix: {names}; {LAYOUT_HINT}"))
     halves: dict[int, str] = {}
     for half, cands in sorted(per_half.items()):
         chosen = _pick(cands, resolution)
@@ -105,17 +112,21 @@ def list_games(
         raise FileNotFoundError(f"corpus {corpus} does not exist")
     prefix = f"{root.split('://', 1)[0]}://" if fs.is_remote(root) else ""
     folders: dict[str, list[str]] = {}
+    seen = 0
     for path in filesystem.find(root_path):
         rel = posixpath.relpath(path, root_path)
         parts = rel.split("/")
         if any(p.startswith(".") for p in parts):
             continue
         if not rel.lower().endswith(VIDEO_EXTENSIONS):
+            seen += 1
             continue
         folder = posixpath.dirname(rel) or "."
         folders.setdefault(folder, []).append(prefix + path)
     if not folders:
-        raise ValueError(f"corpus {corpus} holds no .mkv or .mp4 video")
+        raise ValueError(f"corpus {corpus} holds no .mkv or .mp4 video, so no game: looked for "
+                         f"{' and '.join('*' + e for e in VIDEO_EXTENSIONS)} files in it and in all its folders "
+                         f"({seen} other file(s) seen, hidden ones left out); {LAYOUT_HINT}")
     games = []
     for folder, videos in folders.items():
         key = posixpath.basename(root_path.rstrip("/")) if folder == "." else folder

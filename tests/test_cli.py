@@ -47,7 +47,7 @@ def test_bad_configuration_fails_before_any_work(small_corpus, tmp_path):
 def test_run_killed_at_any_moment_then_rerun_leaves_one_copy(small_corpus, tmp_path):
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("chunk_frames: 2\nbatch_frames: 1\n")
+    cfg.write_text("stages: [frames]\nchunk_frames: 2\nbatch_frames: 1\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "matchflow.cli", "run", str(small_corpus), "--out", str(out),
          "--workers", "2", "--config", str(cfg)],
@@ -91,7 +91,7 @@ def test_failed_game_gives_nonzero_exit_and_names_the_file(tmp_path):
     full = write_test_video(corpus / "bad" / "1_720p.mp4", 3.0).read_bytes()
     (corpus / "bad" / "1_720p.mp4").write_bytes(full[: len(full) // 2])  # truncated
     out = tmp_path / "out"
-    res = _cli("run", str(corpus), "--out", str(out), "--workers", "2")
+    res = _cli("run", str(corpus), "--out", str(out), "--workers", "2", "--stages", "frames")
     assert res.returncode == 1
     assert "1 committed" in res.stdout and "1 failed" in res.stdout
     assert "FAILED bad" in res.stdout and "1_720p.mp4" in res.stdout

@@ -43,25 +43,25 @@ DEPLOY = ROOT / "deploy"
 
 
 def test_cluster_field_is_execution_only_and_scheduler_is_its_alias():
-    base = PipelineConfig()
-    for cfg in (PipelineConfig(cluster="cuda"), PipelineConfig(cluster="tcp://10.0.0.1:8786"),
-                PipelineConfig(gpu_resource=True), PipelineConfig(scheduler="tcp://10.0.0.1:8786")):
+    base = PipelineConfig(stages=["frames"])
+    for cfg in (PipelineConfig(stages=["frames"], cluster="cuda"), PipelineConfig(stages=["frames"], cluster="tcp://10.0.0.1:8786"),
+                PipelineConfig(stages=["frames"], gpu_resource=True), PipelineConfig(stages=["frames"], scheduler="tcp://10.0.0.1:8786")):
         assert cfg.fingerprint() == base.fingerprint()
     assert {"cluster", "gpu_resource", "scheduler", "memory_limit"} <= EXECUTION_FIELDS
 
     assert base.cluster_kind == "local" and base.scheduler_address is None
-    assert PipelineConfig(cluster="cuda").cluster_kind == "cuda"
-    alias = PipelineConfig(scheduler="tcp://10.0.0.1:8786")
+    assert PipelineConfig(stages=["frames"], cluster="cuda").cluster_kind == "cuda"
+    alias = PipelineConfig(stages=["frames"], scheduler="tcp://10.0.0.1:8786")
     assert alias.cluster_kind == "address" and alias.scheduler_address == "tcp://10.0.0.1:8786"
-    same = PipelineConfig(cluster="tcp://10.0.0.1:8786", scheduler="tcp://10.0.0.1:8786")
+    same = PipelineConfig(stages=["frames"], cluster="tcp://10.0.0.1:8786", scheduler="tcp://10.0.0.1:8786")
     assert same.scheduler_address == "tcp://10.0.0.1:8786"
 
     with pytest.raises(ConfigError, match="disagree"):
-        load_config(None, cluster="cuda", scheduler="tcp://10.0.0.1:8786")
+        load_config(None, cluster="cuda", scheduler="tcp://10.0.0.1:8786", stages=["frames"])
     with pytest.raises(ConfigError, match="disagree"):
-        load_config(None, cluster="tcp://10.0.0.2:8786", scheduler="tcp://10.0.0.1:8786")
+        load_config(None, cluster="tcp://10.0.0.2:8786", scheduler="tcp://10.0.0.1:8786", stages=["frames"])
     with pytest.raises(ConfigError, match="cluster must be local, cuda or a scheduler address"):
-        load_config(None, cluster="kubernetes")
+        load_config(None, cluster="kubernetes", stages=["frames"])
 
 
 def test_chunk_resources_rules():
@@ -72,30 +72,30 @@ def test_chunk_resources_rules():
     assert det.stages[1].uses_gpu and not frames.stages[0].uses_gpu
 
     # auto: only a pipeline with a GPU stage, on GPU workers (cuda cluster, or device cuda/auto with GPU workers)
-    assert chunk_resources(PipelineConfig(device="auto"), det, [cpu, cpu]) == {}
-    assert chunk_resources(PipelineConfig(device="auto"), det, [gpu, cpu]) == {"GPU": 1}
-    assert chunk_resources(PipelineConfig(device="cpu"), det, [gpu, cpu]) == {}
-    assert chunk_resources(PipelineConfig(device="auto"), frames, [gpu, cpu]) == {}
-    assert chunk_resources(PipelineConfig(device="cpu", gpu_resource=True), det, [gpu, cpu]) == {"GPU": 1}
-    assert chunk_resources(PipelineConfig(device="cuda", gpu_resource=False), det, [gpu]) == {}
+    assert chunk_resources(PipelineConfig(stages=["frames"], device="auto"), det, [cpu, cpu]) == {}
+    assert chunk_resources(PipelineConfig(stages=["frames"], device="auto"), det, [gpu, cpu]) == {"GPU": 1}
+    assert chunk_resources(PipelineConfig(stages=["frames"], device="cpu"), det, [gpu, cpu]) == {}
+    assert chunk_resources(PipelineConfig(stages=["frames"], device="auto"), frames, [gpu, cpu]) == {}
+    assert chunk_resources(PipelineConfig(stages=["frames"], device="cpu", gpu_resource=True), det, [gpu, cpu]) == {"GPU": 1}
+    assert chunk_resources(PipelineConfig(stages=["frames"], device="cuda", gpu_resource=False), det, [gpu]) == {}
     # routing asked for, but no worker could ever take the task: fail before any work instead of hanging
     with pytest.raises(ClusterError, match="--resources GPU=1"):
-        chunk_resources(PipelineConfig(gpu_resource=True), det, [cpu, cpu])
+        chunk_resources(PipelineConfig(stages=["frames"], gpu_resource=True), det, [cpu, cpu])
     with pytest.raises(ClusterError, match="detection"):
-        chunk_resources(PipelineConfig(cluster="cuda"), det, [cpu])
+        chunk_resources(PipelineConfig(stages=["frames"], cluster="cuda"), det, [cpu])
 
 
 def test_cuda_cluster_fails_before_any_work(tmp_path):
     """Without dask-cuda (or without a GPU) `--cluster cuda` stops at once, naming what is missing."""
     has_dask_cuda = importlib.util.find_spec("dask_cuda") is not None
     with pytest.raises(ClusterError) as err:
-        check_cluster(PipelineConfig(cluster="cuda"))
+        check_cluster(PipelineConfig(stages=["frames"], cluster="cuda"))
     if has_dask_cuda:
         assert "NVIDIA GPU" in str(err.value)
     else:
         assert "dask-cuda" in str(err.value) and "[gpu]" in str(err.value)
-    check_cluster(PipelineConfig(cluster="local"))  # nothing to check
-    check_cluster(PipelineConfig(cluster="tcp://127.0.0.1:1"))
+    check_cluster(PipelineConfig(stages=["frames"], cluster="local"))  # nothing to check
+    check_cluster(PipelineConfig(stages=["frames"], cluster="tcp://127.0.0.1:1"))
 
     corpus = tmp_path / "corpus" / "g"
     corpus.mkdir(parents=True)
@@ -193,7 +193,7 @@ def test_chunk_over_the_memory_limit_fails_its_game_not_the_run(prefect_api, tmp
     # a Prefect task; it is restarted above 95% of 1 GiB
     write_test_video(corpus / "mem/b-big" / "1_720p.mp4", 10.0, size=(1920, 1080))  # 250 frames: one chunk
     write_test_video(corpus / "mem/a-small" / "1_720p.mp4", 5.0, size=(320, 180))  # one chunk
-    cfg = PipelineConfig(workers=2, memory_limit="1GiB", fps=25, chunk_frames=256, batch_frames=256, retries=1)
+    cfg = PipelineConfig(stages=["frames"], workers=2, memory_limit="1GiB", fps=25, chunk_frames=256, batch_frames=256, retries=1)
     t0 = time.perf_counter()
     summary = run_corpus(str(corpus), str(tmp_path / "out"), cfg)
     elapsed = time.perf_counter() - t0
@@ -279,10 +279,10 @@ def test_deploy_readme_names_the_cluster_specs():
                    "cluster"):
         assert needle in text, needle
     # the run configuration for an external cluster: a scheduler address, GPU routing left to auto
-    cfg = load_config(DEPLOY / "cluster-config.yaml")
+    cfg = load_config(DEPLOY / "cluster-config.yaml", stages=["frames"])
     assert cfg.cluster_kind == "address" and cfg.scheduler_address.endswith(":8786")
     assert cfg.gpu_resource is None and any(st.uses_gpu for st in build_pipeline(cfg).stages)
-    assert cfg.fingerprint() == load_config(DEPLOY / "cluster-config.yaml", cluster="local").fingerprint()
+    assert cfg.fingerprint() == load_config(DEPLOY / "cluster-config.yaml", cluster="local", stages=["frames"]).fingerprint()
     # the Kubernetes scheduler service is the address the configuration names
     spec = yaml.safe_load((DEPLOY / "kubernetes" / "daskcluster.yaml").read_text())
     name, ns = spec["metadata"]["name"], spec["metadata"]["namespace"]
@@ -293,7 +293,7 @@ def test_a_cluster_the_run_starts_keeps_waiting_chunks_on_its_scheduler():
     # the settings' names are Dask's: a scheduler made under them has them (a misspelt key would be ignored)
     from distributed import LocalCluster
 
-    with dask.config.set(scheduler_settings(PipelineConfig(retries=3))):
+    with dask.config.set(scheduler_settings(PipelineConfig(stages=["frames"], retries=3))):
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
             assert cluster.scheduler.WORKER_SATURATION == WORKER_SATURATION == 1.0
             assert cluster.scheduler.allowed_failures == 3

@@ -6,7 +6,8 @@ from matchflow.config import ConfigError, PipelineConfig, load_config
 def test_defaults_follow_soccernet_sampling():
     cfg = PipelineConfig()
     assert cfg.fps == 2.0
-    assert cfg.stages == ["frames"]
+    assert cfg.sport == "soccer"
+    assert cfg.stages == ["frames", "calibration", "detection", "localization", "graph", "topview", "features"]
     assert cfg.chunk_frames % cfg.batch_frames == 0
 
 
@@ -56,3 +57,22 @@ def test_fingerprint_covers_output_fields_only():
     assert base.fingerprint() != PipelineConfig(fps=1.0).fingerprint()
     assert base.fingerprint() != PipelineConfig(chunk_frames=64).fingerprint()
     assert "storage_options" not in PipelineConfig(storage_options={"anon": True}).public_dict()
+
+
+def test_sport_presets_are_the_default_stage_lists():
+    from matchflow.config import PRESETS
+    from matchflow.pipeline import PipelineError, build_pipeline
+
+    for sport, stages in PRESETS.items():
+        cfg = load_config(None, sport=sport)
+        assert cfg.stages == list(stages)
+        build_pipeline(cfg)  # every preset is a valid chain
+    assert load_config(None, sport="basketball", stages=["frames"]).stages == ["frames"]  # stages override
+    # the sport only chooses the stages: the same stages give the same fingerprint
+    assert (PipelineConfig(sport="basketball", stages=["frames", "detection"]).fingerprint()
+            == PipelineConfig(stages=["frames", "detection"]).fingerprint())
+    with pytest.raises(ConfigError, match="sport"):
+        load_config(None, sport="curling")
+    # an incomplete list still names what is missing
+    with pytest.raises(PipelineError, match="reads 'calibration.homography', which no earlier stage writes"):
+        build_pipeline(load_config(None, stages=["frames", "detection", "localization"]))

@@ -126,7 +126,7 @@ def test_adhoc_deployment_run_processes_a_corpus_on_dask(served: Served, tmp_pat
     synthesize_corpus(corpus, games=1, halves=1, seconds=2.0, seed=3, width=320, height=180, workers=1)
     res = served.prefect(
         "deployment", "run", "process-corpus/adhoc", "--param", f"corpus={corpus}", "--param", f"out={out}",
-        "--param", 'config={"workers": 1}', "--watch", timeout=150,
+        "--param", 'config={"workers": 1, "stages": ["frames"]}', "--watch", timeout=150,
     )
     assert res.returncode == 0, res.stdout + res.stderr + served.log.read_text()[-4000:]
     assert "Completed" in res.stdout

@@ -227,12 +227,12 @@ def test_s3_transient_errors_and_slowness_are_retried(s3_endpoint, s3_cluster, t
     base = dict(scheduler=s3_cluster, chunk_frames=4, batch_frames=2, retries=2)
     direct = {"endpoint_url": s3_endpoint}
 
-    clean = run_corpus(corpus, "s3://transient-out/clean", PipelineConfig(**base, storage_options=direct))
+    clean = run_corpus(corpus, "s3://transient-out/clean", PipelineConfig(stages=["frames"], **base, storage_options=direct))
     assert sorted(clean.committed) == keys and not clean.failed
 
     with FaultProxy(s3_endpoint, _transient, max_consecutive=2) as proxy:
         t0 = time.perf_counter()
-        cfg = PipelineConfig(**base, storage_options={"endpoint_url": proxy.url})
+        cfg = PipelineConfig(stages=["frames"], **base, storage_options={"endpoint_url": proxy.url})
         summary = run_corpus(corpus, "s3://transient-out/faulty", cfg)
         elapsed = time.perf_counter() - t0
     faults = Counter((m, kind) for m, _, kind in proxy.faults)
@@ -271,7 +271,7 @@ def test_s3_persistent_put_failure_fails_games_quickly_and_invisibly(s3_endpoint
     # (a) every PUT to the output bucket fails: no game can even be locked; each fails naming the object
     out = "s3://persist-out/all-puts"
     with FaultProxy(s3_endpoint, _fail_puts(lambda p: p.startswith("/persist-out/"))) as proxy:
-        cfg = PipelineConfig(scheduler=s3_cluster, chunk_frames=4, batch_frames=2, retries=1,
+        cfg = PipelineConfig(stages=["frames"], scheduler=s3_cluster, chunk_frames=4, batch_frames=2, retries=1,
                              storage_options={"endpoint_url": proxy.url})
         t0 = time.perf_counter()
         summary = run_corpus(corpus, out, cfg)
@@ -287,7 +287,7 @@ def test_s3_persistent_put_failure_fails_games_quickly_and_invisibly(s3_endpoint
     # (b) the PUTs of one chunk's Parquet files fail: the other chunks are written, yet nothing is visible
     out = "s3://persist-out/one-chunk"
     with FaultProxy(s3_endpoint, _fail_puts(lambda p: p.endswith("-c00001.parquet"))) as proxy:
-        cfg = PipelineConfig(scheduler=s3_cluster, chunk_frames=2, batch_frames=2, retries=1,
+        cfg = PipelineConfig(stages=["frames"], scheduler=s3_cluster, chunk_frames=2, batch_frames=2, retries=1,
                              storage_options={"endpoint_url": proxy.url})
         t0 = time.perf_counter()
         summary = run_corpus(corpus, out, cfg)
@@ -343,7 +343,7 @@ def test_worker_killed_mid_chunk_is_recovered(prefect_api, tmp_path):
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit="2GiB") as cluster, Client(cluster) as client:
-        cfg = PipelineConfig(scheduler=cluster.scheduler_address, fps=10, chunk_frames=20, batch_frames=4,
+        cfg = PipelineConfig(stages=["frames"], scheduler=cluster.scheduler_address, fps=10, chunk_frames=20, batch_frames=4,
                              retries=2, device="cpu")
         result: dict[str, Any] = {}
 
@@ -492,7 +492,7 @@ def test_two_runs_on_the_same_output_commit_every_game_once(prefect_api, tmp_pat
             write_test_video(corpus / f"season/game {g}" / f"{half}_720p.mp4", 6.0, size=(192, 108))
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("chunk_frames: 2\nbatch_frames: 1\n")
+    cfg.write_text("stages: [frames]\nchunk_frames: 2\nbatch_frames: 1\n")
     cmd = [sys.executable, "-m", "matchflow.cli", "run", str(corpus), "--out", str(out), "--workers", "1",
            "--config", str(cfg)]
     t0 = time.perf_counter()

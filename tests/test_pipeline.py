@@ -90,21 +90,21 @@ def test_run_merges_rows_and_columns_and_enforces_declarations():
 
 
 def test_build_pipeline_from_config():
-    assert [s.name for s in build_pipeline(PipelineConfig()).stages] == ["frames"]
+    assert [s.name for s in build_pipeline(PipelineConfig(stages=["frames"])).stages] == ["frames"]
     with pytest.raises(PipelineError, match="unknown stage 'nope'"):
         build_pipeline(PipelineConfig(stages=["nope"]))
     with pytest.raises(PipelineError, match="stage_params"):
-        build_pipeline(PipelineConfig(stage_params={"other": {}}))
+        build_pipeline(PipelineConfig(stages=["frames"], stage_params={"other": {}}))
 
 
 def test_a_pipeline_without_models_is_set_up_without_torch():
     import subprocess
     import sys
 
-    assert not build_pipeline(PipelineConfig()).needs_device
+    assert not build_pipeline(PipelineConfig(stages=["frames"])).needs_device
     assert build_pipeline(PipelineConfig(stages=["frames", "calibration", "detection"])).needs_device
     # a fresh process, as a Dask worker is: device "auto" is not resolved (torch not imported) for frames alone
     code = ("import sys; from matchflow.config import PipelineConfig; from matchflow.pipeline import worker_pipeline; "
-            "worker_pipeline(PipelineConfig(device='auto')); print('torch' in sys.modules)")
+            "worker_pipeline(PipelineConfig(stages=['frames'], device='auto')); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == "False"

@@ -33,7 +33,7 @@ def test_corpus_from_and_to_s3(s3_endpoint, prefect_api, tmp_path):
     assert games[0].halves[1].startswith("s3://corpus-bucket/soccer/")
 
     out = "s3://out-bucket/run-1"
-    cfg = PipelineConfig(workers=2, chunk_frames=4, batch_frames=2, retries=0, memory_limit="2GiB")
+    cfg = PipelineConfig(stages=["frames"], workers=2, chunk_frames=4, batch_frames=2, retries=0, memory_limit="2GiB")
     summary = run_corpus("s3://corpus-bucket/soccer", out, cfg)
     assert sorted(summary.committed) == sorted(keys) and not summary.failed
 
