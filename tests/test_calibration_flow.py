@@ -23,7 +23,7 @@ def _config(**kw) -> PipelineConfig:
     base = dict(workers=2, chunk_frames=4, batch_frames=2, retries=0, memory_limit="3GiB",
                 stages=["frames", "calibration"])
     base.update(kw)
-    return PipelineConfig(stages=["frames"], **base)
+    return PipelineConfig(**base)
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,9 @@ def corpus(tmp_path_factory):
 
 
 def _config(**kw):
-    base = dict(workers=2, chunk_frames=4, batch_frames=2, retries=0, memory_limit="2GiB")
+    base = dict(workers=2, chunk_frames=4, batch_frames=2, retries=0, memory_limit="2GiB", stages=["frames"])
     base.update(kw)
-    return PipelineConfig(stages=["frames"], **base)
+    return PipelineConfig(**base)
 
 
 def _expected_frames(seconds: float, fps: float = 2.0) -> int:
