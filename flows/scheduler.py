@@ -44,7 +44,7 @@ from matchflow.game_stages import HalfResult, HalfSpec
 from matchflow.games import GamePlan, commit_game, fail_game, needs_run
 from matchflow.pipeline import ChunkResult, Pipeline, build_pipeline
 from matchflow.storage.corpus import Game, list_games
-from matchflow.storage.layout import OutputLayout
+from matchflow.storage.layout import OutputLayout, write_marker
 from matchflow.storage.lock import POLL_S as LOCK_POLL_S
 from matchflow.storage.lock import GameLocks
 from matchflow.tasks.game import prepare_game_task, process_chunk_task, process_half_task
@@ -106,6 +106,7 @@ class CorpusRun:
         self.games: dict[str, GameRun] = {}
         self.holders: dict[str, dict[str, Any]] = {}  # game id -> record of the other run holding its lock
         self._announced: tuple[float, str] = (-1e9, "")
+        self._marked = False  # contract.json written (see storage/layout.py)
         self.pipeline: Pipeline
         self.annotate: Callable[[], Any] = contextlib.nullcontext
 
@@ -177,6 +178,12 @@ class CorpusRun:
         if not got:
             self.holders[g.game_id] = holder or {}
             return gr.phase
+        if not self._marked:  # the first lock taken: the storage takes writes, mark the output root
+            self._marked = True
+            try:
+                write_marker(self.layout, self.cfg.storage_options)
+            except Exception as exc:  # the game's own writes will fail with their errors
+                self.logger.warning("cannot mark %s as an output root: %s", self.layout.root, error_text(exc))
         try:
             redo = needs_run(self.layout, g, self.cfg, self.force)  # again under the lock: another run may have committed it
         except Exception as exc:

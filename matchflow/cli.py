@@ -108,6 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not fs.exists(fs.normalize(args.corpus), config.storage_options):
         print(f"error: corpus {args.corpus} does not exist", file=sys.stderr)
         return 2
+    if not fs.is_remote(fs.normalize(args.out)) and Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: --out {args.out} is a file; the output root must be a folder (new or from an earlier run)",
+              file=sys.stderr)
+        return 2
     try:  # before any server or cluster starts: what is there to do?
         games = list_games(args.corpus, config.storage_options, config.resolution)
         layout = OutputLayout.at(args.out)
@@ -140,10 +144,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _output_root(out: str, storage_options: dict | None = None) -> bool:
+    """Whether ``out`` is an output root; prints why not (the caller exits 2)."""
+    from matchflow.storage.layout import NotAnOutputRoot, output_root
+
+    try:
+        output_root(out, storage_options)
+    except NotAnOutputRoot as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
     from matchflow.storage.query import query
 
-    rel = query(args.out, args.sql)
+    if not _output_root(args.out):
+        return 2
+    try:
+        rel = query(args.out, args.sql)
+    except duckdb.Error as exc:  # the query's own error: the user's to fix, no traceback
+        print(f"error: {type(exc).__name__.removesuffix('Exception')}: {exc}", file=sys.stderr)
+        return 2
     if rel is None:
         return 0
     if args.format == "csv":
@@ -157,18 +181,28 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from matchflow.storage.layout import OutputLayout
-    from matchflow.storage.manifest import read_all_manifests
+    from matchflow.storage.manifest import interrupted_game_ids, read_all_manifests
 
-    manifests = read_all_manifests(OutputLayout.at(args.out))
+    if not _output_root(args.out):
+        return 2
+    layout = OutputLayout.at(args.out)
+    manifests = read_all_manifests(layout)
     for _gid, m in sorted(manifests.items(), key=lambda kv: kv[1].get("game", "")):
         extra = f" frames={m.get('sampled_frames')}" if m.get("status") == "committed" else f" errors={m.get('errors')}"
         print(f"{m.get('status'):9s} {m.get('game')}{extra}")
-    return 0
+    interrupted = interrupted_game_ids(layout)
+    for gid in interrupted:
+        print(f"{'interrupted':11s} game id {gid}: output or lock without a manifest (a run stopped or still "
+              "running; the next run redoes it)")
+    failed = sum(1 for m in manifests.values() if m.get("status") != "committed")
+    return 1 if failed or interrupted else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from matchflow.exports import ExportError, export
 
+    if not _output_root(args.out):
+        return 2
     try:
         written = export(args.out, args.format, args.dest, game=args.game)
     except ExportError as exc:
@@ -298,15 +332,13 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from matchflow.config import ConfigError, load_config
     from matchflow.html_report import build_report
-    from matchflow.storage import fs
 
     try:
         storage_options = load_config(args.config).storage_options if args.config else None
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not fs.exists(fs.normalize(args.out), storage_options):
-        print(f"error: output root {args.out} does not exist", file=sys.stderr)
+    if not _output_root(args.out, storage_options):
         return 2
     if args.frames_per_half < 0 or args.width < 16:
         print("error: --frames-per-half must be >= 0 and --width >= 16", file=sys.stderr)

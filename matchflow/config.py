@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 #: Fields that only say *how* a run executes, not *what* it writes: left out of the fingerprint. ``sport`` only
 #: chooses the default ``stages``, which the fingerprint covers.
@@ -109,6 +109,20 @@ class PipelineConfig(BaseModel):
                 data = {**data, "stages": list(PRESETS[sport])}
         return data
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is None or value == "auto":
+            return value
+        from dask.utils import parse_bytes
+
+        try:
+            if parse_bytes(value) <= 0:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise ValueError(f"{value!r} is not a memory size such as 4GiB or 512MB, nor auto") from None
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> PipelineConfig:
         if self.chunk_frames % self.batch_frames:
@@ -156,7 +170,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{loc}: {e['msg']}")
+        parts.append(f"{loc}: {e['msg'].removeprefix('Value error, ')}")
     return f"invalid configuration in {source}: " + "; ".join(parts)
 
 

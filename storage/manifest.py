@@ -62,3 +62,24 @@ def read_all_manifests(layout: OutputLayout, storage_options: dict | None = None
 def committed_game_ids(layout: OutputLayout, storage_options: dict | None = None) -> list[str]:
     """Ids of the games readers may see."""
     return sorted(g for g, m in read_all_manifests(layout, storage_options).items() if m.get("status") == COMMITTED)
+
+
+def interrupted_game_ids(layout: OutputLayout, storage_options: dict | None = None) -> list[str]:
+    """Games with a lock or written output but no manifest: a run stopped (or still running) before it committed
+    or failed them. Readers do not see them; the next run redoes them."""
+    ids: set[str] = set()
+    locks = fs.join(layout.root, "locks")
+    ids |= {name[: -len(".lock")] for name in _names(locks, storage_options) if name.endswith(".lock")}
+    ids |= {name[: -len(".zarr")] for name in _names(fs.join(layout.root, "arrays"), storage_options)
+            if name.endswith(".zarr")}
+    for table in _names(fs.join(layout.root, "tables"), storage_options):
+        ids |= {name.removeprefix("game_id=") for name in _names(fs.join(layout.root, "tables", table), storage_options)
+                if name.startswith("game_id=")}
+    return sorted(ids - set(read_all_manifests(layout, storage_options)))
+
+
+def _names(url: str, storage_options: dict | None) -> list[str]:
+    """The names of the entries directly under ``url`` (none when it does not exist)."""
+    if not fs.exists(url, storage_options):
+        return []
+    return [str(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.filesystem(url, storage_options).ls(fs.strip_protocol(url), detail=False)]

@@ -1,4 +1,10 @@
-"""SQL over the output tables with DuckDB: one view per table, committed games only (local or S3)."""
+"""SQL over the output tables with DuckDB: one view per table, committed games only (local or S3).
+
+The connection is read-only toward the outside: once the views are registered (Arrow datasets over the output
+root, read by pyarrow), DuckDB's external access is turned off and the configuration locked, so a query can
+neither read files elsewhere (``read_csv('/etc/passwd')``) nor write any (``COPY ... TO``), attach databases or
+load extensions.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,9 @@ def connect(out: str, storage_options: dict[str, Any] | None = None) -> duckdb.D
         ds = committed_dataset(layout, table, games, storage_options)
         con.register(f"_arrow_{table}", ds)
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_arrow_{table}"')
+    for setting in ("autoinstall_known_extensions = false", "autoload_known_extensions = false",
+                    "enable_external_access = false", "lock_configuration = true"):
+        con.execute(f"SET {setting}")
     return con
 
 

@@ -254,4 +254,7 @@ def test_cli_export(output, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli.main(["export", str(empty), "--format", "kloppy", "--dest", str(dest)]) == 2
+    assert "is not a Matchflow output root" in capsys.readouterr().err
+    (empty / "manifests").mkdir()  # an output root without a committed game
+    assert cli.main(["export", str(empty), "--format", "kloppy", "--dest", str(dest)]) == 2
     assert "no committed game" in capsys.readouterr().err

@@ -306,11 +306,13 @@ def test_s3_persistent_put_failure_fails_games_quickly_and_invisibly(s3_endpoint
     assert elapsed_chunk < 90
     assert _lock_files(out, direct) == []
 
-    # readers see no row of either output, though chunk files of the failed games exist
-    for root in ("s3://persist-out/all-puts", out):
-        res = _cli("sql", root, "SELECT count(*) AS n FROM frames", "--format", "csv", env=env)
-        assert res.returncode == 0, res.stderr
-        assert res.stdout.split() == ["n", "0"]
+    # readers see no row of either output, though chunk files of the failed games exist; the output no PUT
+    # reached does not exist, and readers say so
+    res = _cli("sql", "s3://persist-out/all-puts", "SELECT count(*) AS n FROM frames", "--format", "csv", env=env)
+    assert res.returncode == 2 and "does not exist" in res.stderr
+    res = _cli("sql", out, "SELECT count(*) AS n FROM frames", "--format", "csv", env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["n", "0"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -489,7 +491,8 @@ def test_two_runs_on_the_same_output_commit_every_game_once(prefect_api, tmp_pat
     for g in range(n_games):
         for half in (1, 2):
             (corpus / f"season/game {g}").mkdir(parents=True, exist_ok=True)
-            write_test_video(corpus / f"season/game {g}" / f"{half}_720p.mp4", 6.0, size=(192, 108))
+            # long enough that neither run can finish every game before the other has started
+            write_test_video(corpus / f"season/game {g}" / f"{half}_720p.mp4", 12.0, size=(192, 108))
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
     cfg.write_text("stages: [frames]\nchunk_frames: 2\nbatch_frames: 1\n")
@@ -528,7 +531,7 @@ def test_two_runs_on_the_same_output_commit_every_game_once(prefect_api, tmp_pat
     assert by_run == Counter({s["run_id"]: s["committed"] for s in summaries if s["committed"]})
 
     # exactly one copy of every row
-    per_half = len(sample_indices(150, 25.0, 2.0))
+    per_half = len(sample_indices(300, 25.0, 2.0))
     con = connect(str(out))
     assert con.execute("SELECT count(*) FROM frames").fetchone()[0] == n_games * 2 * per_half
     assert con.execute(
