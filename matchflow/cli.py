@@ -15,6 +15,7 @@ from matchflow import __version__
 
 if TYPE_CHECKING:
     from matchflow.flows.summary import RunSummary
+    from matchflow.storage.layout import OutputLayout
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -144,16 +145,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _output_root(out: str, storage_options: dict | None = None) -> bool:
-    """Whether ``out`` is an output root; prints why not (the caller exits 2)."""
+def _output_root(out: str, storage_options: dict | None = None) -> OutputLayout | None:
+    """The layout of ``out`` when it is an output root; else None, having printed why (the caller exits 2)."""
     from matchflow.storage.layout import NotAnOutputRoot, output_root
 
     try:
-        output_root(out, storage_options)
+        return output_root(out, storage_options)
     except NotAnOutputRoot as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return False
-    return True
+        return None
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -161,7 +161,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
     from matchflow.storage.query import query
 
-    if not _output_root(args.out):
+    if _output_root(args.out) is None:
         return 2
     try:
         rel = query(args.out, args.sql)
@@ -180,12 +180,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from matchflow.storage.layout import OutputLayout
     from matchflow.storage.manifest import interrupted_game_ids, read_all_manifests
 
-    if not _output_root(args.out):
+    layout = _output_root(args.out)
+    if layout is None:
         return 2
-    layout = OutputLayout.at(args.out)
     manifests = read_all_manifests(layout)
     for _gid, m in sorted(manifests.items(), key=lambda kv: kv[1].get("game", "")):
         extra = f" frames={m.get('sampled_frames')}" if m.get("status") == "committed" else f" errors={m.get('errors')}"
@@ -201,7 +200,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from matchflow.exports import ExportError, export
 
-    if not _output_root(args.out):
+    if _output_root(args.out) is None:
         return 2
     try:
         written = export(args.out, args.format, args.dest, game=args.game)
@@ -338,7 +337,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not _output_root(args.out, storage_options):
+    if _output_root(args.out, storage_options) is None:
         return 2
     if args.frames_per_half < 0 or args.width < 16:
         print("error: --frames-per-half must be >= 0 and --width >= 16", file=sys.stderr)

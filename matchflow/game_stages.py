@@ -8,10 +8,8 @@ replaces the same files and no row is ever duplicated. Memory: one half's declar
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,9 +43,7 @@ class HalfResult:
 
     game_id: str
     half: int
-    seconds: dict[str, float]
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    wall: float = 0.0
+    seconds: dict[str, float]  # wall seconds of each game-level stage
 
 
 def _numpy(col: pa.ChunkedArray) -> np.ndarray:
@@ -125,7 +121,6 @@ def process_half(
     spec: HalfSpec, config: PipelineConfig, layout: OutputLayout, pipeline: Pipeline | None = None
 ) -> HalfResult:
     """Run every game-level stage on one half whose chunks are written; returns each stage's wall time."""
-    wall0 = time.perf_counter()
     pipe = pipeline if pipeline is not None else worker_pipeline(config)
     store = HalfStore(spec, config, layout)
     seconds: dict[str, float] = {}
@@ -133,4 +128,4 @@ def process_half(
         t0 = time.perf_counter()
         st.process_half(store.for_stage(st.name, st.reads, st.writes))
         seconds[st.name] = seconds.get(st.name, 0.0) + time.perf_counter() - t0
-    return HalfResult(spec.game_id, spec.half, seconds, wall=time.perf_counter() - wall0)
+    return HalfResult(spec.game_id, spec.half, seconds)

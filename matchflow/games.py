@@ -154,10 +154,9 @@ def commit_game(
     for r in results:
         for t, n in r.rows.items():
             rows[t] = rows.get(t, 0) + n
-        for k, s in r.seconds.items():
-            seconds[k] = seconds.get(k, 0.0) + s
-    for h in half_results or []:
-        for k, s in h.seconds.items():
+    timed: list[ChunkResult | HalfResult] = [*results, *(half_results or [])]
+    for part in timed:
+        for k, s in part.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + s
     manifest = _manifest_base(plan.game, config, pipeline, run_id, plan.started_at)
     manifest.update(

@@ -60,7 +60,7 @@ class Pipeline:
         for st in [*self.frame_stages, *self.game_stages]:
             for key in st.reads:
                 if key not in available:
-                    if st.level == "frame" and key in game_writes:
+                    if isinstance(st, FrameStage) and key in game_writes:
                         raise PipelineError(
                             f"frame-level stage {st.name!r} reads {key!r}, which game-level stage "
                             f"{game_writes[key]!r} writes; game-level stages run after every frame-level stage"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from matchflow.storage import fs
+from matchflow.storage.contract import CONTRACT_VERSION
 
 #: The file a run writes at the root of its output (the contract version): what tells readers a folder is an
 #: output root.
@@ -58,10 +60,6 @@ class OutputLayout:
 
 def write_marker(layout: OutputLayout, storage_options: dict[str, Any] | None = None) -> None:
     """Mark ``layout.root`` as an output root of this contract version (atomically; a rerun rewrites it)."""
-    import json
-
-    from matchflow.storage.contract import CONTRACT_VERSION
-
     data = json.dumps({"product": "matchflow", "contract_version": CONTRACT_VERSION}, indent=1).encode()
     fs.write_bytes_atomic(layout.marker(), data, storage_options)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -152,7 +152,6 @@ class Stage(ABC):
     """
 
     name: ClassVar[str]
-    level: ClassVar[Literal["frame", "game"]]
     # not ClassVar: a stage may set its reads and writes per instance, from its params (the features stage)
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
@@ -178,8 +177,6 @@ class Stage(ABC):
 
 class FrameStage(Stage):
     """A frame-level stage: ``process`` runs on every batch of every chunk, on the chunk's worker."""
-
-    level = "frame"
 
     def array_specs(self, video: VideoInfo) -> dict[str, ArraySpec]:
         """The frame-aligned arrays this stage writes, for a video of this size (none by default)."""
@@ -218,8 +215,6 @@ class HalfData(ABC):
 class GameStage(Stage):
     """A game-level stage: ``process_half`` runs once per half, after all the half's chunks are written and
     before the game is committed, on a worker of the run's cluster."""
-
-    level = "game"
 
     @abstractmethod
     def process_half(self, half: HalfData) -> None:
