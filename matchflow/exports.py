@@ -1,15 +1,18 @@
 """Exporting committed games of an output root to formats other tools read (``matchflow export``).
 
-- ``kloppy``: a wide tracking table per game and half (Parquet and CSV) in the coordinate system tracking
-  providers use (metres, origin at the centre spot, **+y up**, i.e. y flipped with respect to the output
-  tables), with a ``metadata.json`` sidecar: :func:`export_kloppy`.
+- ``kloppy``: tracking data kloppy loads, in Second Spectrum's format (``kloppy.secondspectrum.load``), plus a
+  wide tracking table per half (Parquet and CSV), in the coordinate system tracking providers use (metres,
+  origin at the centre spot, **+y up**, i.e. y flipped with respect to the output tables), with a
+  ``metadata.json`` sidecar: :func:`export_kloppy`.
 - ``soccernet-ccbv``: SoccerNet CCBV calibration files, one per half: :func:`export_soccernet_ccbv`.
 - ``mot``: MOT Challenge text files of the tracked boxes, one per half: :func:`export_mot`.
 
 Every export reads the committed games of ``out`` only (as the SQL views do) and writes under
 ``dest/<game_id>/``; ``out`` is never modified, and a ``dest`` inside ``out`` is refused. Problems (an output root
 without committed games, an unknown game, a table the format needs that a game lacks) raise
-:class:`ExportError`, whose message names the path or the table.
+:class:`ExportError`, whose message names the path or the table. An export with nothing in it (no tracked box
+for ``mot``, no position for ``kloppy``, no valid calibration for ``soccernet-ccbv``) raises
+:class:`EmptyExport` before writing anything, unless ``allow_empty``.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ import pyarrow.parquet as pq
 from matchflow.models.geometry.pitch import PitchModel
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
-from matchflow.storage.manifest import COMMITTED, read_all_manifests
+from matchflow.storage.manifest import COMMITTED, read_all_manifests, version_of
 from matchflow.storage.soccernet import write_ccbv
-from matchflow.storage.tables import committed_dataset
+from matchflow.storage.tables import committed_dataset, version_files
 
 __all__ = [
+    "EmptyExport",
     "ExportError",
     "ExportedGame",
     "FORMATS",
@@ -58,10 +62,17 @@ REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
 }
 CCBV_SUFFIX = "_field_calib_ccbv.json"
 KLOPPY_METADATA = "metadata.json"
+#: The Second Spectrum pair kloppy reads (``kloppy.secondspectrum.load(meta_data=..., raw_data=...)``).
+KLOPPY_META_XML = "secondspectrum_meta.xml"
+KLOPPY_RAW_JSONL = "secondspectrum_tracking.jsonl"
 
 
 class ExportError(ValueError):
     """An output root, game or table that cannot be exported; the message names the path or the table."""
+
+
+class EmptyExport(ExportError):
+    """The selected games hold nothing the format carries (nothing was written)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +117,8 @@ def committed_games(
     return chosen
 
 
-def _has_table(layout: OutputLayout, table: str, game_id: str, storage_options: dict[str, Any] | None) -> bool:
-    return any(f.endswith(".parquet") for f in fs.list_files(layout.partition(table, game_id), storage_options))
+def _has_table(layout: OutputLayout, table: str, g: ExportedGame, storage_options: dict[str, Any] | None) -> bool:
+    return bool(version_files(layout, table, g.game_id, version_of(g.manifest), storage_options))
 
 
 def _check_tables(
@@ -115,7 +126,7 @@ def _check_tables(
 ) -> None:
     for g in games:
         for table in REQUIRED_TABLES[fmt]:
-            if not _has_table(layout, table, g.game_id, storage_options):
+            if not _has_table(layout, table, g, storage_options):
                 raise ExportError(
                     f"game {g.key!r} has no {table!r} table ({layout.partition(table, g.game_id)} holds no Parquet "
                     f"file); the {fmt} export needs the tables {', '.join(REQUIRED_TABLES[fmt])}"
@@ -123,12 +134,12 @@ def _check_tables(
 
 
 def _read(
-    layout: OutputLayout, table: str, game_id: str, storage_options: dict[str, Any] | None
+    layout: OutputLayout, table: str, g: ExportedGame, storage_options: dict[str, Any] | None
 ) -> pa.Table | None:
     """One game's rows of ``table`` (None when the game has none of its files)."""
-    if not _has_table(layout, table, game_id, storage_options):
+    if not _has_table(layout, table, g, storage_options):
         return None
-    return committed_dataset(layout, table, [game_id], storage_options).to_table()
+    return committed_dataset(layout, table, {g.game_id: version_of(g.manifest)}, storage_options).to_table()
 
 
 def _half(tbl: pa.Table | None, half: int) -> pa.Table | None:
@@ -182,9 +193,13 @@ def _check_dest(out: str, dest: str) -> str:
     return fs.normalize(dest)
 
 
-def _write(url: str, data: bytes, storage_options: dict[str, Any] | None, written: list[str]) -> None:
-    fs.write_bytes_atomic(url, data, storage_options)
-    written.append(url)
+@dataclass
+class GameFiles:
+    """What one game's export holds: files (name under the game's folder, bytes) and how many items (boxes,
+    positions, calibrations) they carry; a game with 0 items has nothing to export."""
+
+    files: list[tuple[str, bytes]]
+    items: int
 
 
 def _fmt(v: float) -> str:
@@ -269,70 +284,161 @@ def _track_teams(players: pa.Table) -> dict[int, int | None]:
     return out
 
 
-def _frame_rate(frames: pa.Table, manifest: dict[str, Any]) -> float | None:
-    """Sampled frames per second: from the timestamps (median step), else the run's configured fps."""
-    steps = []
+def sampling_rate(frames: pa.Table, manifest: dict[str, Any]) -> float | None:
+    """Sampled frames per second of a game: the rate the run sampled at (its configured ``fps``), else the mean
+    rate of the timestamps ((frames - 1) / time span, per half).
+
+    Not the median step: at 2 fps from 25 fps video the sampled frames are 12 and 13 frames apart in turn
+    (steps of 0.48 and 0.52 s), whose median would give 1.923.
+    """
+    fps = (manifest.get("config") or {}).get("fps")
+    if isinstance(fps, (int, float)) and fps > 0:
+        return float(fps)
+    n, span = 0, 0.0
     for h in _halves(frames):
         t = np.sort(_floats(_sorted_frames(_half(frames, h)), "t"))
-        steps.extend(np.diff(t)[np.diff(t) > 0].tolist())
-    if steps:
-        return round(1.0 / float(np.median(steps)), 6)
-    fps = (manifest.get("config") or {}).get("fps")
-    return float(fps) if isinstance(fps, (int, float)) else None
+        if len(t) > 1:
+            n, span = n + len(t) - 1, span + float(t[-1] - t[0])
+    return round(n / span, 6) if span > 0 else None
 
 
 def export_kloppy(
-    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None
+    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> list[str]:
-    """Write kloppy-style wide tracking tables of the committed games of ``out`` under ``dest``; returns the files.
+    """Write tracking data kloppy loads for the committed games of ``out`` under ``dest``; returns the files.
 
-    Per game, under ``dest/<game_id>/``: ``<half>_tracking.parquet`` and ``<half>_tracking.csv`` (see
-    :func:`kloppy_tracking_table` for the columns; CSV nulls are empty fields) and ``metadata.json``.
+    Per game, under ``dest/<game_id>/``:
+
+    - ``secondspectrum_meta.xml`` and ``secondspectrum_tracking.jsonl``: Second Spectrum's tracking format, which
+      ``kloppy.secondspectrum.load(meta_data=..., raw_data=...)`` reads. It is the provider format that keeps
+      what broadcast tracking has: each frame's own time (``gameClock``, seconds from the start of the half, so
+      the uneven steps of sampling from 25 fps video stay exact), metres with the origin at the centre spot and
+      +y up, the frame rate and the periods in the metadata. Each track of a half with a team is a player of
+      that team (team 0 home, team 1 away; ``playerId`` ``<half>-<track>``, and a shirt number that is the
+      player's index in ``metadata.json``, since jerseys are not read); tracks without a team (referees, people
+      off the pitch) are left out, and named in ``metadata.json``. The ball is at ground level (z = 0). Nothing
+      in the output says which team has the ball: ``lastTouch`` is written as null, which kloppy reads as the
+      away team; ignore ``ball_owning_team``.
+    - ``<half>_tracking.parquet`` and ``<half>_tracking.csv``: the wide table of :func:`kloppy_tracking_table`
+      (CSV nulls are empty fields).
+    - ``metadata.json``: the coordinate system, the flip, the pitch size (105 x 68 m, the calibration's pitch
+      model), the sampling rate (:func:`sampling_rate`), the game key and id, the players, and per half the file
+      names, frame count and tracks (with each track's most frequent team).
 
     Coordinate system: metres, origin at the centre spot, x along the touchlines (+x toward the goal on the
     right as seen from the main camera), **y flipped with respect to the output tables** (``y = -pitch_y``), so
-    +y points up, away from the main camera, as tracking providers (Tracab, SkillCorner) and kloppy use: it is
-    kloppy's SkillCorner system (origin CENTER, vertical orientation BOTTOM_TO_TOP, metres). x is not normalised
-    to a playing direction: it stays as filmed in both halves. Frames without a valid calibration hold nulls.
-    ``metadata.json`` states the coordinate system, the flip, the pitch size (105 x 68 m, the pitch model of
-    the calibration), the frame rate, the game key and id, and per half the file names, frame count and
-    tracks (with each track's most frequent team). Needs the ``frames``, ``calibration`` and ``players``
-    tables; uses ``ball`` when the game has it (ball columns are null otherwise).
+    +y points up, away from the main camera, as tracking providers and kloppy's Second Spectrum system have it.
+    x is not normalised to a playing direction: it stays as filmed in both halves. Frames without a valid
+    calibration hold no positions. Needs the ``frames``, ``calibration`` and ``players`` tables; uses ``ball``
+    when the game has it. The sampling rate must be a whole number of frames per second (the metadata's
+    ``iFrameRateFps``), else ExportError.
     """
-    return export(out, "kloppy", dest, game, storage_options)
+    return export(out, "kloppy", dest, game, storage_options, allow_empty)
 
 
-def _export_kloppy_game(
-    layout: OutputLayout, g: ExportedGame, folder: str, storage_options: dict[str, Any] | None, written: list[str]
-) -> None:
-    frames = _read(layout, "frames", g.game_id, storage_options)
-    calibration = _read(layout, "calibration", g.game_id, storage_options)
-    players = _read(layout, "players", g.game_id, storage_options)
-    ball = _read(layout, "ball", g.game_id, storage_options)
+def _jsonl_frames(tbl: pa.Table, players: dict[int, tuple[str, str, int]], offset: int) -> tuple[list[str], int]:
+    """Second Spectrum lines of one half's wide table, and how many positions they hold. ``players``: track ->
+    (home|away, playerId, shirt number); ``offset``: the frame index of the half's first sampled frame in the
+    whole game."""
+    cols = {c: tbl.column(c).to_pylist() for c in tbl.column_names}
+    lines, items = [], 0
+    for i in range(tbl.num_rows):
+        side: dict[str, list[dict[str, Any]]] = {"home": [], "away": []}
+        for track, (ground, pid, number) in players.items():
+            x, y = cols[f"{track}_x"][i], cols[f"{track}_y"][i]
+            if x is not None and y is not None:
+                side[ground].append({"playerId": pid, "number": number, "xyz": [x, y, 0.0], "speed": None})
+        bx, by = cols["ball_x"][i], cols["ball_y"][i]
+        ball = {"xyz": [bx, by, 0.0], "speed": None} if bx is not None and by is not None else {"xyz": None,
+                                                                                               "speed": None}
+        items += len(side["home"]) + len(side["away"]) + (ball["xyz"] is not None)
+        lines.append(json.dumps({
+            "period": cols["period_id"][i], "frameIdx": offset + cols["frame_id"][i], "gameClock": cols["timestamp"][i],
+            "live": True, "lastTouch": None, "homePlayers": side["home"], "awayPlayers": side["away"], "ball": ball,
+        }, separators=(",", ":")))
+    return lines, items
+
+
+def _kloppy_game(layout: OutputLayout, g: ExportedGame, storage_options: dict[str, Any] | None) -> GameFiles:
+    frames = _read(layout, "frames", g, storage_options)
+    calibration = _read(layout, "calibration", g, storage_options)
+    players = _read(layout, "players", g, storage_options)
+    ball = _read(layout, "ball", g, storage_options)
+    assert frames is not None and players is not None  # required tables: export() ran _check_tables
+    rate = sampling_rate(frames, g.manifest)
+    if rate is None or abs(rate - round(rate)) > 1e-9 or round(rate) < 1:
+        raise ExportError(
+            f"game {g.key!r} was sampled at {rate} frames per second; the kloppy export (Second Spectrum format) "
+            "needs a whole number of frames per second (run with an integer --fps)"
+        )
+    fps = int(round(rate))
     pitch = PitchModel()
-    periods = []
+    files: list[tuple[str, bytes]] = []
+    periods: list[dict[str, Any]] = []
+    roster: list[dict[str, Any]] = []
+    left_out: list[dict[str, Any]] = []
+    lines: list[str] = []
+    xml_periods: list[str] = []
+    items, offset = 0, 0
     for h in _halves(frames):
         ph = _half(players, h)
-        tbl = kloppy_tracking_table(_half(frames, h), _half(calibration, h), ph, _half(ball, h))
+        assert ph is not None
+        tbl = kloppy_tracking_table(cast(pa.Table, _half(frames, h)), _half(calibration, h), ph, _half(ball, h))
         name = f"{h}_tracking"
         buf = io.BytesIO()
         pq.write_table(tbl, buf, compression="zstd")
-        _write(fs.join(folder, f"{name}.parquet"), buf.getvalue(), storage_options, written)
+        files.append((f"{name}.parquet", buf.getvalue()))
         buf = io.BytesIO()
         pacsv.write_csv(tbl, buf)
-        _write(fs.join(folder, f"{name}.csv"), buf.getvalue(), storage_options, written)
+        files.append((f"{name}.csv", buf.getvalue()))
+        teams = _track_teams(ph)
+        tracks = sorted(int(c[:-2]) for c in tbl.column_names if c.endswith("_x") and c != "ball_x")
+        half_players: dict[int, tuple[str, str, int]] = {}
+        for track in tracks:
+            team = teams.get(track)
+            if team in (0, 1):
+                number = len(roster) + 1
+                pid = f"{h}-{track}"
+                half_players[track] = ("home" if team == 0 else "away", pid, number)
+                roster.append({"playerId": pid, "number": number, "half": h, "track": track, "team": team})
+            else:
+                left_out.append({"half": h, "track": track, "team": team})
+        half_lines, half_items = _jsonl_frames(tbl, half_players, offset)
+        lines += half_lines
+        items += half_items
+        fid = tbl.column("frame_id").to_pylist()
+        start, end = offset + (min(fid) if fid else 0), offset + (max(fid) if fid else 0)
+        xml_periods.append(f'    <period iId="{h}" iStartFrame="{start}" iEndFrame="{end}"/>')
+        offset = end + 1
         ts = tbl.column("timestamp").to_numpy()
         periods.append({
             "period_id": h,
             "parquet": f"{name}.parquet",
             "csv": f"{name}.csv",
             "frames": tbl.num_rows,
+            "first_frame_idx": start,
+            "last_frame_idx": end,
             "start_timestamp": float(ts.min()) if len(ts) else None,
             "end_timestamp": float(ts.max()) if len(ts) else None,
-            "tracks": [{"track": t, "team": team} for t, team in _track_teams(ph).items()],
+            "tracks": [{"track": t, "team": team} for t, team in teams.items()],
         })
+    xml = "\n".join([
+        '<?xml version="1.0" encoding="utf-8"?>',
+        "<TracabMetaData>",
+        f'  <match iId="{g.game_id}" iFrameRateFps="{fps}" fPitchXSizeMeters="{pitch.length}" '
+        f'fPitchYSizeMeters="{pitch.width}">',
+        *xml_periods,
+        "  </match>",
+        "</TracabMetaData>",
+        "",
+    ])
+    files.append((KLOPPY_META_XML, xml.encode()))
+    files.append((KLOPPY_RAW_JSONL, "".join(line + "\n" for line in lines).encode()))
     meta = {
-        "format": "matchflow wide tracking table (kloppy-style)",
+        "format": "Second Spectrum tracking (kloppy.secondspectrum.load) and wide tracking tables",
+        "kloppy": {"load": "kloppy.secondspectrum.load", "meta_data": KLOPPY_META_XML, "raw_data": KLOPPY_RAW_JSONL,
+                   "coordinates": "secondspectrum", "ball_owning_team": "not estimated: ignore it"},
         "game": g.key,
         "game_id": g.game_id,
         "coordinate_system": {
@@ -343,11 +449,12 @@ def _export_kloppy_game(
             "y_flipped": True,
             "flip": "y = -pitch_y: the output tables (SoccerNet frame) have +y toward the main camera",
             "x_normalised_to_playing_direction": False,
-            "kloppy": {"provider": "skillcorner", "origin": "CENTER", "vertical_orientation": "BOTTOM_TO_TOP"},
+            "kloppy": {"provider": "secondspectrum", "origin": "CENTER", "vertical_orientation": "BOTTOM_TO_TOP"},
         },
         "pitch": {"length": pitch.length, "width": pitch.width,
                   "x_range": [-pitch.half_length, pitch.half_length], "y_range": [-pitch.half_width, pitch.half_width]},
-        "frame_rate": _frame_rate(frames, g.manifest),
+        "frame_rate": rate,
+        "timestamps": "each frame's own time, seconds from the start of its half (not frame / frame_rate)",
         "columns": {
             "period_id": "half (1, 2)",
             "frame_id": "index of the sampled frame within the half",
@@ -355,15 +462,19 @@ def _export_kloppy_game(
             "ball_x, ball_y": "ball position (null without a valid calibration or a ball on the pitch)",
             "<track>_x, <track>_y": "position of each tracked player (null without a valid calibration)",
         },
+        "players": roster,
+        "tracks_left_out": left_out,
         "ball": ball is not None,
         "periods": periods,
     }
-    _write(fs.join(folder, KLOPPY_METADATA), json.dumps(meta, indent=2).encode(), storage_options, written)
+    files.append((KLOPPY_METADATA, json.dumps(meta, indent=2).encode()))
+    return GameFiles(files, items)
 
 
 # --------------------------------------------------------------------------------------------- CCBV
 def export_soccernet_ccbv(
-    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None
+    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> list[str]:
     """Write SoccerNet CCBV calibration files of the committed games of ``out`` under ``dest``; returns the files.
 
@@ -373,16 +484,15 @@ def export_soccernet_ccbv(
     ``width`` x ``height``, confidence = ``score``); frames without a valid calibration get the placeholder
     homography with confidence 0. Needs the ``frames`` and ``calibration`` tables.
     """
-    return export(out, "soccernet-ccbv", dest, game, storage_options)
+    return export(out, "soccernet-ccbv", dest, game, storage_options, allow_empty)
 
 
-def _export_ccbv_game(
-    layout: OutputLayout, g: ExportedGame, folder: str, storage_options: dict[str, Any] | None, written: list[str]
-) -> None:
-    frames = _read(layout, "frames", g.game_id, storage_options)
-    calibration = _read(layout, "calibration", g.game_id, storage_options)
+def _ccbv_game(layout: OutputLayout, g: ExportedGame, storage_options: dict[str, Any] | None) -> GameFiles:
+    frames = cast(pa.Table, _read(layout, "frames", g, storage_options))  # required tables: export() checked
+    calibration = _read(layout, "calibration", g, storage_options)
+    files, items = [], 0
     for h in _halves(frames):
-        fr = _sorted_frames(_half(frames, h))
+        fr = _sorted_frames(cast(pa.Table, _half(frames, h)))
         sizes = sorted(set(zip(_ints(fr, "width").tolist(), _ints(fr, "height").tolist())))
         if len(sizes) != 1:
             raise ExportError(f"game {g.key!r} half {h}: the frames table holds several image sizes {sizes}")
@@ -390,7 +500,7 @@ def _export_ccbv_game(
         hs = np.full((n, 9), np.nan)
         conf = np.zeros(n)
         valid = np.zeros(n, bool)
-        cal = cast(pa.Table, _half(calibration, h))  # the table is required: export() ran _check_tables
+        cal = cast(pa.Table, _half(calibration, h))
         if cal.num_rows:
             rows = _row_of(_ints(fr, "frame"), _ints(cal, "frame"))
             m = rows >= 0
@@ -402,9 +512,11 @@ def _export_ccbv_game(
             hs[rows[m]] = mats[m]
             conf[rows[m]] = np.nan_to_num(_floats(cal, "score")[m], nan=0.0)
             valid[rows[m]] = _bools(cal, "valid")[m]
-        url = fs.join(folder, f"{h}{CCBV_SUFFIX}")
-        write_ccbv(url, hs, sizes[0], conf, valid, storage_options=storage_options)
-        written.append(url)
+        items += int(valid.sum())
+        buf = io.BytesIO()
+        write_ccbv(buf, hs, sizes[0], conf, valid)
+        files.append((f"{h}{CCBV_SUFFIX}", buf.getvalue()))
+    return GameFiles(files, items)
 
 
 # --------------------------------------------------------------------------------------------- MOT
@@ -432,43 +544,57 @@ def mot_lines(players: pa.Table) -> list[str]:
 
 
 def export_mot(
-    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None
+    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> list[str]:
     """Write MOT Challenge files of the committed games of ``out`` under ``dest``; returns the files.
 
-    Per game and half (every half of the ``frames`` table, an empty file when nothing is tracked):
-    ``dest/<game_id>/<half>_mot.txt``, lines as :func:`mot_lines` writes them. Needs the ``frames`` and
-    ``players`` tables.
+    Per game and half (every half of the ``frames`` table): ``dest/<game_id>/<half>_mot.txt``, lines as
+    :func:`mot_lines` writes them, and ``dest/<game_id>/<half>_seqinfo.ini`` (MOT's sequence description: name,
+    frame rate, length in sampled frames, image size), so TrackEval's MOT Challenge reader takes the folder as
+    a tracker's output with one sequence per half (``<half>_mot``). Needs the ``frames`` and ``players`` tables.
     """
-    return export(out, "mot", dest, game, storage_options)
+    return export(out, "mot", dest, game, storage_options, allow_empty)
 
 
-def _export_mot_game(
-    layout: OutputLayout, g: ExportedGame, folder: str, storage_options: dict[str, Any] | None, written: list[str]
-) -> None:
-    frames = _read(layout, "frames", g.game_id, storage_options)
-    players = _read(layout, "players", g.game_id, storage_options)
+def _mot_game(layout: OutputLayout, g: ExportedGame, storage_options: dict[str, Any] | None) -> GameFiles:
+    frames = cast(pa.Table, _read(layout, "frames", g, storage_options))  # required tables: export() checked
+    players = cast(pa.Table, _read(layout, "players", g, storage_options))
+    rate = sampling_rate(frames, g.manifest)
+    files, items = [], 0
     for h in _halves(frames):
-        lines = mot_lines(_half(players, h))
-        text = "".join(line + "\n" for line in lines)
-        _write(fs.join(folder, f"{h}_mot.txt"), text.encode(), storage_options, written)
+        fr = _sorted_frames(cast(pa.Table, _half(frames, h)))
+        lines = mot_lines(cast(pa.Table, _half(players, h)))
+        items += len(lines)
+        files.append((f"{h}_mot.txt", "".join(line + "\n" for line in lines).encode()))
+        last = int(_ints(fr, "frame").max()) + 1 if fr.num_rows else 0
+        width, height = (int(_ints(fr, c).max()) if fr.num_rows else 0 for c in ("width", "height"))
+        ini = (f"[Sequence]\nname={h}_mot\nframeRate={rate if rate is not None else ''}\nseqLength={last}\n"
+               f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n")
+        files.append((f"{h}_seqinfo.ini", ini.encode()))
+    return GameFiles(files, items)
 
 
 # --------------------------------------------------------------------------------------------- dispatch
-_WRITERS: dict[str, Callable[..., None]] = {
-    "kloppy": _export_kloppy_game,
-    "soccernet-ccbv": _export_ccbv_game,
-    "mot": _export_mot_game,
+_GAMES: dict[str, Callable[[OutputLayout, ExportedGame, dict[str, Any] | None], GameFiles]] = {
+    "kloppy": _kloppy_game,
+    "soccernet-ccbv": _ccbv_game,
+    "mot": _mot_game,
 }
+_WHAT = {"kloppy": "player or ball position", "soccernet-ccbv": "valid calibration", "mot": "tracked box"}
 
 
 def export(
-    out: str, fmt: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None
+    out: str, fmt: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> list[str]:
     """Export the committed games of ``out`` (or only ``game``, a game key or id) as ``fmt`` under ``dest``.
 
     ``fmt`` is one of :data:`FORMATS`. Every selected game is checked for the tables the format needs before
-    anything is written. Returns the written files (URLs or absolute paths), in order. Raises ExportError.
+    anything is written. Returns the written files (URLs or absolute paths), in order. Raises ExportError, and
+    EmptyExport (having written nothing) when no selected game holds anything the format carries, unless
+    ``allow_empty``. Games are exported one at a time; the files of games with nothing in them are held back
+    until some game has content.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -477,6 +603,27 @@ def export(
     dest_url = _check_dest(out, dest)
     _check_tables(layout, games, fmt, storage_options)
     written: list[str] = []
+    held: list[tuple[str, bytes]] = []
+    found = False
+
+    def write(files: list[tuple[str, bytes]]) -> None:
+        for url, data in files:
+            fs.write_bytes_atomic(url, data, storage_options)
+            written.append(url)
+
     for g in games:
-        _WRITERS[fmt](layout, g, fs.join(dest_url, g.game_id), storage_options, written)
+        got = _GAMES[fmt](layout, g, storage_options)
+        files = [(fs.join(dest_url, g.game_id, name), data) for name, data in got.files]
+        found = found or got.items > 0
+        if found or allow_empty:
+            write(held + files)
+            held = []
+        else:
+            held += files
+    if not found and not allow_empty:
+        which = f"game {games[0].key!r}" if len(games) == 1 else f"the {len(games)} committed games"
+        raise EmptyExport(
+            f"nothing to export: {which} of {out} hold no {_WHAT[fmt]}; nothing was written "
+            "(--allow-empty writes the empty files)"
+        )
     return written

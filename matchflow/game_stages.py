@@ -35,6 +35,7 @@ class HalfSpec:
     half: int
     video: VideoInfo
     chunks: tuple[int, ...]
+    version: int = 0  # the version of the game's output being written
 
 
 @dataclass
@@ -81,7 +82,7 @@ class HalfStore(HalfData):
             raise StageContractError(f"stage {self._stage!r} read table {name!r}, which it does not declare in `reads`")
         wanted = [c for c in KEY_COLUMNS if c not in cols] + sorted(cols)
         parts = [tables.read_part(self.layout, name, self.spec.game_id, self.spec.half, c, wanted,
-                                  self.storage_options) for c in self.spec.chunks]
+                                  self.storage_options, self.spec.version) for c in self.spec.chunks]
         self._counts[name] = [p.num_rows for p in parts]
         whole = pa.concat_tables(parts)
         return {c: _numpy(whole.column(c)) for c in wanted}
@@ -89,7 +90,7 @@ class HalfStore(HalfData):
     def array(self, name: str) -> np.ndarray:
         if f"arrays/{name}" not in self._reads:
             raise StageContractError(f"stage {self._stage!r} read array {name!r}, which it does not declare in `reads`")
-        store = zarr_io.open_game_group(self.layout.zarr(self.spec.game_id), self.storage_options, mode="r")
+        store = zarr_io.open_game_group(self.layout.zarr(self.spec.game_id, self.spec.version), self.storage_options, mode="r")
         arr = store[f"{self.spec.half}/{name}"]
         assert isinstance(arr, zarr.Array)
         return np.asarray(arr[:])
@@ -102,7 +103,7 @@ class HalfStore(HalfData):
         counts = self._counts.get(table)
         if counts is None:  # the stage wrote without reading: count the rows of each chunk's file
             counts = [tables.read_part(self.layout, table, self.spec.game_id, self.spec.half, c, ["frame"],
-                                       self.storage_options).num_rows for c in self.spec.chunks]
+                                       self.storage_options, self.spec.version).num_rows for c in self.spec.chunks]
             self._counts[table] = counts
         total = sum(counts)
         for name, values in columns.items():
@@ -113,7 +114,7 @@ class HalfStore(HalfData):
         for chunk, n in zip(self.spec.chunks, counts):
             part = {k: v[start:start + n] for k, v in columns.items()}
             tables.replace_columns(self.layout, table, self.spec.game_id, self.spec.half, chunk, part,
-                                   self.storage_options)
+                                   self.storage_options, self.spec.version)
             start += n
 
 

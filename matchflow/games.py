@@ -1,14 +1,17 @@
 """The life of one game in a run, as plain functions: decide, prepare, commit or fail.
 
-Order of writes for a game: remove its manifest (readers stop seeing it), remove its old tables and
-arrays, create its Zarr group, write chunk files, write the manifest last. A run killed anywhere in
-between leaves a game without a committed manifest, which the next run redoes from scratch, so every
-row exists exactly once.
+Order of writes for a game: remove what earlier, uncommitted attempts left, create the Zarr group of the
+version being written (0 for a new game, the committed version + 1 for a game being redone, beside the
+committed one), write its chunk files, write the manifest naming it last, then remove the versions it
+replaces. Readers go by the manifest, so they see the committed version whole until the new one is, and then
+the new one whole. A run killed anywhere leaves the committed version (or none, for a new game) and files no
+reader sees, which the next run of the game removes: every row exists exactly once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import subprocess
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -23,11 +26,21 @@ from matchflow.storage import fs
 from matchflow.storage.contract import CONTRACT_VERSION, TABLES
 from matchflow.storage.corpus import Game
 from matchflow.storage.layout import OutputLayout
-from matchflow.storage.manifest import COMMITTED, FAILED, read_manifest, remove_manifest, write_manifest
+from matchflow.storage.manifest import (
+    COMMITTED,
+    FAILED,
+    committed_version,
+    group_versions,
+    read_manifest,
+    write_manifest,
+)
+from matchflow.storage.tables import other_version_files
 from matchflow.video import VideoError, VideoInfo, probe, sample_indices
 
 if TYPE_CHECKING:
     from matchflow.game_stages import HalfResult
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -69,18 +82,26 @@ class GamePlan:
     videos: dict[int, VideoInfo]
     chunks: list[ChunkSpec]
     started_at: str
+    version: int = 0  # the output version being written (see matchflow.storage.layout.OutputLayout)
 
 
-def clear_game(layout: OutputLayout, game_id: str, storage_options: dict[str, Any] | None = None) -> None:
-    """Withdraw a game (manifest first) and delete everything written for it before."""
-    remove_manifest(layout, game_id, storage_options)
+def remove_versions(
+    layout: OutputLayout, game_id: str, keep: set[int], storage_options: dict[str, Any] | None = None
+) -> None:
+    """Delete every file of a game's output that belongs to none of the versions ``keep``."""
+    filesystem = fs.filesystem(layout.root, storage_options)
     for table in TABLES:
-        fs.remove_tree(layout.partition(table, game_id), storage_options)
-    fs.remove_tree(layout.zarr(game_id), storage_options)
+        stale = [fs.strip_protocol(f) for f in other_version_files(layout, table, game_id, keep, storage_options)]
+        if stale:
+            filesystem.rm(stale)
+    for version in group_versions(layout, storage_options).get(game_id, []):
+        if version not in keep:
+            fs.remove_tree(layout.zarr(game_id, version), storage_options)
 
 
 def prepare_game(game: Game, config: PipelineConfig, layout: OutputLayout, pipeline: Pipeline) -> GamePlan:
-    """Probe the halves, clear old output, create the Zarr group and arrays, and cut the chunks.
+    """Probe the halves, remove what uncommitted attempts left, create the Zarr group and arrays of the version
+    to write (beside the committed one, which readers keep seeing), and cut the chunks.
 
     Raises VideoError (naming the file) when a half cannot be read, ValueError when the folder is not a game.
     """
@@ -92,8 +113,10 @@ def prepare_game(game: Game, config: PipelineConfig, layout: OutputLayout, pipel
     for info in videos.values():
         if info.n_frames <= 0 or info.fps <= 0:
             raise VideoError(f"{info.path}: no frames to read (frames={info.n_frames}, fps={info.fps})")
-    clear_game(layout, game.game_id, so)
-    zarr_url = layout.zarr(game.game_id)
+    committed = committed_version(read_manifest(layout, game.game_id, so))
+    version = 0 if committed is None else committed + 1
+    remove_versions(layout, game.game_id, set() if committed is None else {committed}, so)
+    zarr_url = layout.zarr(game.game_id, version)
     zarr_io.open_game_group(zarr_url, so, mode="w").attrs.update(
         {"game": game.key, "game_id": game.game_id, "contract_version": CONTRACT_VERSION}
     )
@@ -117,8 +140,8 @@ def prepare_game(game: Game, config: PipelineConfig, layout: OutputLayout, pipel
             },
             so,
         )
-        chunks += plan_chunks(game.key, game.game_id, half, info, config)
-    return GamePlan(game, videos, chunks, started)
+        chunks += plan_chunks(game.key, game.game_id, half, info, config, version)
+    return GamePlan(game, videos, chunks, started, version)
 
 
 def _display_url(url: str) -> str:
@@ -138,8 +161,9 @@ def commit_game(
     run_id: str,
     half_results: list[HalfResult] | None = None,
 ) -> dict[str, Any]:
-    """Write the committed manifest of a game (the last write); returns it. ``half_results``: what the
-    game-level stages of each half returned (required for every half when the pipeline has such stages)."""
+    """Write the committed manifest of a game (the commit point), then remove the version it replaces; returns
+    the manifest. ``half_results``: what the game-level stages of each half returned (required for every half
+    when the pipeline has such stages)."""
     got = {(r.half, r.chunk) for r in results}
     want = {(c.half, c.chunk) for c in plan.chunks}
     if got != want:
@@ -161,6 +185,8 @@ def commit_game(
     manifest = _manifest_base(plan.game, config, pipeline, run_id, plan.started_at)
     manifest.update(
         status=COMMITTED,
+        version=plan.version,
+        arrays=layout.zarr(plan.game.game_id, plan.version)[len(layout.root) + 1:],
         halves={str(h): {**asdict(v), "path": _display_url(v.path)} for h, v in plan.videos.items()},
         sampled_frames=sum(r.frames for r in results),
         chunks=len(results),
@@ -174,6 +200,10 @@ def commit_game(
         errors=[],
     )
     write_manifest(layout, plan.game.game_id, manifest, config.storage_options)
+    try:  # committed: what remains of the replaced version is no reader's any more
+        remove_versions(layout, plan.game.game_id, {plan.version}, config.storage_options)
+    except Exception as exc:  # the next run of the game removes it
+        log.warning("game %s is committed; removing its replaced output failed: %s", plan.game.key, exc)
     return manifest
 
 
@@ -181,9 +211,20 @@ def fail_game(
     game: Game, errors: list[str], config: PipelineConfig, layout: OutputLayout, pipeline: Pipeline, run_id: str,
     started_at: str | None = None,
 ) -> dict[str, Any]:
-    """Record a failed game (readers do not see it; the next run redoes it); returns the manifest."""
+    """Record a failed attempt at a game; returns the manifest written.
+
+    A game never committed gets a ``failed`` manifest (readers do not see it; the next run redoes it). A game
+    with a committed version keeps it (readers go on seeing it): its manifest gains ``last_attempt``, the
+    failed attempt's configuration, run and errors.
+    """
     manifest = _manifest_base(game, config, pipeline, run_id, started_at)
     manifest.update(status=FAILED, errors=errors)
+    previous = read_manifest(layout, game.game_id, config.storage_options)
+    if committed_version(previous) is not None:
+        assert previous is not None
+        attempt = {k: manifest[k] for k in ("status", "errors", "run_id", "config_fingerprint", "code_version",
+                                            "started_at", "finished_at")}
+        manifest = {**previous, "last_attempt": attempt}
     write_manifest(layout, game.game_id, manifest, config.storage_options)
     return manifest
 

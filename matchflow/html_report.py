@@ -34,7 +34,7 @@ import pandas as pd
 from matchflow.models.geometry.pitch import PitchModel, draw_polylines
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
-from matchflow.storage.manifest import COMMITTED, read_all_manifests
+from matchflow.storage.manifest import COMMITTED, read_all_manifests, version_of
 from matchflow.storage.tables import committed_dataset
 
 __all__ = [
@@ -82,7 +82,7 @@ def load_game(layout: OutputLayout, game_id: str, manifest: dict[str, Any],
     data = GameData(game_id, manifest)
     for table, cols in _COLUMNS.items():
         try:
-            ds = committed_dataset(layout, table, [game_id], storage_options)
+            ds = committed_dataset(layout, table, {game_id: version_of(manifest)}, storage_options)
             present = [c for c in cols if c in ds.schema.names]
             df = ds.to_table(columns=present).to_pandas()
         except Exception as exc:  # a damaged table must not take the page down
@@ -500,7 +500,7 @@ def _topview_section(layout: OutputLayout, data: GameData, halves: list[int], st
     parts = ["<h3>Top views</h3>"]
     from matchflow.storage import arrays as zarr_io
 
-    url = layout.zarr(data.game_id)
+    url = layout.zarr(data.game_id, version_of(data.manifest))
     try:
         group = zarr_io.open_game_group(url, storage_options, mode="r")
     except Exception:  # absent group

@@ -190,13 +190,16 @@ class ChunkSpec:
     video: VideoInfo
     start: int
     stop: int
+    version: int = 0  # the version of the game's output it writes (matchflow.storage.layout.OutputLayout)
 
 
-def plan_chunks(game: str, game_id: str, half: int, video: VideoInfo, config: PipelineConfig) -> list[ChunkSpec]:
-    """Cut a half into chunks of ``config.chunk_frames`` sampled frames."""
+def plan_chunks(
+    game: str, game_id: str, half: int, video: VideoInfo, config: PipelineConfig, version: int = 0
+) -> list[ChunkSpec]:
+    """Cut a half into chunks of ``config.chunk_frames`` sampled frames, writing output version ``version``."""
     n = len(sample_indices(video.n_frames, video.fps, config.fps))
     return [
-        ChunkSpec(game, game_id, half, i, video, start, min(start + config.chunk_frames, n))
+        ChunkSpec(game, game_id, half, i, video, start, min(start + config.chunk_frames, n), version)
         for i, start in enumerate(range(0, n, config.chunk_frames))
     ]
 
@@ -234,7 +237,7 @@ def process_chunk(
     indices = sample_indices(spec.video.n_frames, spec.video.fps, config.fps)[spec.start : spec.stop]
     seconds: dict[str, float] = {"decode": 0.0}
     collected: dict[str, list[dict[str, Any]]] = {t: [] for t in pipe.tables}
-    zarr_url = layout.zarr(spec.game_id)
+    zarr_url = layout.zarr(spec.game_id, spec.version)
     pos = spec.start
     t0 = time.perf_counter()
     frames_iter = iter_frames(spec.video.path, indices, config.batch_frames, so, num_threads=config.decode_threads)
@@ -264,7 +267,7 @@ def process_chunk(
         merged = _concat_rows(parts)
         merged["t"] = _row_times(merged["frame"], indices, spec.start, fps_native)
         rows_written[name] = tables.write_part(
-            layout, name, spec.game_id, spec.game, spec.half, spec.chunk, merged, so
+            layout, name, spec.game_id, spec.game, spec.half, spec.chunk, merged, so, spec.version
         )
     seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t1
     return ChunkResult(

@@ -85,6 +85,16 @@ def _prefect_home() -> Iterator[Path]:
         yield Path(home)
 
 
+def _flush_api_logs() -> None:
+    """Send the logs this process still holds for the Prefect API (best effort)."""
+    try:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+    except Exception as exc:  # a log that cannot be sent is no reason to fail the run
+        log.debug("flushing the Prefect API logs failed: %s", exc)
+
+
 def _forget_database(home: Path) -> None:
     """Remove the Prefect database (and SQLite's side files) of a home."""
     for name in ("prefect.db", "prefect.db-wal", "prefect.db-shm", "prefect.db-journal"):
@@ -132,7 +142,10 @@ def local_api() -> Iterator[str]:
         os.environ.update(PREFECT_HOME=home, PREFECT_API_DATABASE_CONNECTION_URL=db, PREFECT_API_URL=server.api_url)
         try:
             with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-                yield server.api_url
+                try:
+                    yield server.api_url
+                finally:
+                    _flush_api_logs()  # while the server still listens: no "Error logging to API" at exit
         finally:
             server.stop()
             SubprocessASGIServer._instances.pop(server._instance_key, None)

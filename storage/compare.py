@@ -4,7 +4,8 @@ Two runs of the same configuration on the same corpus must write the same data. 
 lists every difference: a Parquet file that differs (in its bytes, then in its rows, NaN equal to NaN), a Zarr
 array whose values, shape, dtype or attributes differ, and manifest fields that describe the data (status,
 configuration, fingerprint, stages, model checksums, halves, rows). Fields of the run itself (run id, times,
-workers, code version) are not compared.
+workers, code version, the output version a rerun wrote) are not compared. Of a game written more than once, the
+version its manifest names is compared.
 """
 
 from __future__ import annotations
@@ -18,12 +19,45 @@ import numpy as np
 import pyarrow.parquet as pq
 import zarr
 
+from matchflow.storage.layout import group_version, part_version
+from matchflow.storage.manifest import version_of
+
 #: Manifest fields that describe one run rather than the data: never compared.
-RUN_FIELDS = frozenset({"run_id", "started_at", "finished_at", "chunk_runs", "seconds", "code_version"})
+RUN_FIELDS = frozenset({"run_id", "started_at", "finished_at", "chunk_runs", "seconds", "code_version", "version",
+                        "arrays", "last_attempt"})
 
 
 def _files(root: Path, pattern: str) -> dict[str, Path]:
     return {p.relative_to(root).as_posix(): p for p in sorted(root.glob(pattern)) if p.is_file()}
+
+
+def _versions(root: Path) -> dict[str, int]:
+    """The version each manifest of ``root`` names, by game id."""
+    return {p.stem: version_of(json.loads(p.read_text())) for p in sorted((root / "manifests").glob("*.json"))}
+
+
+def _table_files(root: Path) -> dict[str, Path]:
+    """The chunk files of the version each game's manifest names, by their version-0 relative path."""
+    versions, out = _versions(root), {}
+    for p in sorted((root / "tables").glob("*/game_id=*/*.parquet")):
+        gid, version = p.parent.name.removeprefix("game_id="), part_version(p.name)
+        if version is not None and version == versions.get(gid, 0):
+            out[p.relative_to(root).as_posix().replace(p.name, _version0(p.name))] = p
+    return out
+
+
+def _version0(name: str) -> str:
+    return name.split("-", 1)[1] if name.startswith("v") else name
+
+
+def _groups(root: Path) -> dict[str, Path]:
+    """The Zarr group of the version each game's manifest names, by game id."""
+    versions, out = _versions(root), {}
+    for p in sorted((root / "arrays").glob("*.zarr")):
+        parsed = group_version(p.name)
+        if parsed is not None and parsed[1] == versions.get(parsed[0], 0):
+            out[parsed[0]] = p
+    return out
 
 
 def _table_diff(name: str, a: Path, b: Path) -> str | None:
@@ -90,11 +124,10 @@ def compare_outputs(a: str | Path, b: str | Path, ignore_manifest: frozenset[str
     ``ignore_manifest``: more manifest fields to leave out."""
     ra, rb = Path(a), Path(b)
     out: list[str] = []
-    ta, tb = _files(ra, "tables/**/*.parquet"), _files(rb, "tables/**/*.parquet")
+    ta, tb = _table_files(ra), _table_files(rb)
     out += [f"{k}: only in {a if k in ta else b}" for k in sorted(set(ta) ^ set(tb))]
     out += [d for k in sorted(set(ta) & set(tb)) if (d := _table_diff(k, ta[k], tb[k]))]
-    za = {p.name: p for p in sorted((ra / "arrays").glob("*.zarr"))}
-    zb = {p.name: p for p in sorted((rb / "arrays").glob("*.zarr"))}
+    za, zb = _groups(ra), _groups(rb)
     out += [f"arrays/{k}: only in one output" for k in sorted(set(za) ^ set(zb))]
     for k in sorted(set(za) & set(zb)):
         out += _arrays_diff(f"arrays/{k}", za[k], zb[k])

@@ -94,12 +94,28 @@ def _game_from_folder(
     return Game(key, gid, halves)
 
 
-def list_games(
+@dataclass(frozen=True)
+class Corpus:
+    """What a corpus holds: its games (sorted by key) and the folders left out, with why (path relative to the
+    corpus root -> reason)."""
+
+    games: list[Game]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+#: Why a folder of the corpus is not read as games.
+HIDDEN = "hidden (its name starts with '.'): left out, as version-control and system folders are"
+SYMLINK = ("a symbolic link to a folder: not followed (links can leave the corpus or loop); list its target as a "
+           "corpus of its own, or move the folder in")
+
+
+def scan_corpus(
     corpus: str,
     storage_options: dict[str, Any] | None = None,
     resolution: Literal["highest", "lowest"] | int = "highest",
-) -> list[Game]:
-    """All games under ``corpus``, sorted by key. Hidden files and folders (``.name``) are skipped.
+) -> Corpus:
+    """All games under ``corpus`` and the folders left out: hidden ones (``.name``) that hold videos, and
+    symbolic links to folders (never followed).
 
     Raises FileNotFoundError when the corpus does not exist and ValueError when it holds no video.
     """
@@ -112,23 +128,46 @@ def list_games(
         raise FileNotFoundError(f"corpus {corpus} does not exist")
     prefix = f"{root.split('://', 1)[0]}://" if fs.is_remote(root) else ""
     folders: dict[str, list[str]] = {}
+    left_out: dict[str, str] = {}
     seen = 0
-    for path in filesystem.find(root_path):
+    for path, info in sorted(filesystem.find(root_path, withdirs=True, detail=True).items()):
         rel = posixpath.relpath(path, root_path)
         parts = rel.split("/")
-        if any(p.startswith(".") for p in parts):
+        hidden = next((i for i, p in enumerate(parts) if p.startswith(".")), None)
+        kind = info.get("type")
+        if info.get("islink"):  # a link to a file is read as the file; a link to a folder is not followed
+            kind = "link-folder" if filesystem.isdir(path) else "file"
+        is_video = rel.lower().endswith(VIDEO_EXTENSIONS) and kind == "file"
+        if hidden is not None:
+            if is_video:
+                left_out.setdefault("/".join(parts[: hidden + 1]), HIDDEN)
             continue
-        if not rel.lower().endswith(VIDEO_EXTENSIONS):
+        if kind == "link-folder":
+            left_out[rel] = SYMLINK
+            continue
+        if kind == "directory":
+            continue
+        if not is_video:
             seen += 1
             continue
         folder = posixpath.dirname(rel) or "."
         folders.setdefault(folder, []).append(prefix + path)
     if not folders:
+        also = "; left out: " + ", ".join(f"{k} ({v.split(':')[0]})" for k, v in left_out.items()) if left_out else ""
         raise ValueError(f"corpus {corpus} holds no .mkv or .mp4 video, so no game: looked for "
                          f"{' and '.join('*' + e for e in VIDEO_EXTENSIONS)} files in it and in all its folders "
-                         f"({seen} other file(s) seen, hidden ones left out); {LAYOUT_HINT}")
+                         f"({seen} other file(s) seen){also}; {LAYOUT_HINT}")
     games = []
     for folder, videos in folders.items():
         key = posixpath.basename(root_path.rstrip("/")) if folder == "." else folder
         games.append(_game_from_folder(key, sorted(videos), resolution))
-    return sorted(games, key=lambda g: g.key)
+    return Corpus(sorted(games, key=lambda g: g.key), left_out)
+
+
+def list_games(
+    corpus: str,
+    storage_options: dict[str, Any] | None = None,
+    resolution: Literal["highest", "lowest"] | int = "highest",
+) -> list[Game]:
+    """All games under ``corpus``, sorted by key (see :func:`scan_corpus` for what is left out)."""
+    return scan_corpus(corpus, storage_options, resolution).games

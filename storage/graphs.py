@@ -8,7 +8,7 @@ from typing import Any, cast
 import numpy as np
 
 from matchflow.models.representations.graph import build_graph
-from matchflow.storage.query import connect
+from matchflow.storage.query import connect, retrying
 
 __all__ = ["load_graph"]
 
@@ -38,15 +38,20 @@ def load_graph(
         lo, hi = frames.start, frames.stop
     else:
         lo, hi = (int(v) for v in frames)
-    db = connect(out, storage_options)
     args = [game, int(half), lo, hi]
     where = "game = ? AND half = ? AND frame >= ? AND frame < ?"
-    players = db.execute(
-        f"SELECT frame, det, on_field, pitch_x, pitch_y, color_r, color_g, color_b, area FROM players "
-        f"WHERE {where} ORDER BY frame, det", args,
-    ).fetchnumpy()
-    edges = db.execute(f"SELECT frame, src, dst, distance FROM graph_edges WHERE {where} ORDER BY frame, src, dst",
-                       args).fetchnumpy()
+
+    def read() -> tuple[dict[str, Any], dict[str, Any]]:  # both tables from one connection: one version
+        db = connect(out, storage_options)
+        players = db.execute(
+            f"SELECT frame, det, on_field, pitch_x, pitch_y, color_r, color_g, color_b, area FROM players "
+            f"WHERE {where} ORDER BY frame, det", args,
+        ).fetchnumpy()
+        edges = db.execute(f"SELECT frame, src, dst, distance FROM graph_edges WHERE {where} ORDER BY frame, src, dst",
+                           args).fetchnumpy()
+        return players, edges
+
+    players, edges = retrying(read)
     pf = np.asarray(players["frame"])
     onf = _bool(players["on_field"])
     px, py = _float(players["pitch_x"]), _float(players["pitch_y"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,28 @@ from matchflow.storage.contract import CONTRACT_VERSION
 #: The file a run writes at the root of its output (the contract version): what tells readers a folder is an
 #: output root.
 CONTRACT_MARKER = "contract.json"
+
+
+_PART = re.compile(r"(?:v(\d+)-)?h(\d+)-c(\d+)\.parquet")
+_GROUP = re.compile(r"(.+?)(?:\.v(\d+))?\.zarr")
+
+
+def part_name(half: int, chunk: int, version: int = 0) -> str:
+    """The file name of one chunk's rows of a table in version ``version`` of a game's output."""
+    name = f"h{half}-c{chunk:05d}.parquet"
+    return name if version == 0 else f"v{version}-{name}"
+
+
+def part_version(name: str) -> int | None:
+    """The version a chunk file name belongs to (None when the name is not one of a chunk file)."""
+    m = _PART.fullmatch(name)
+    return None if m is None else int(m.group(1) or 0)
+
+
+def group_version(name: str) -> tuple[str, int] | None:
+    """``(game_id, version)`` of a game's Zarr group name under ``arrays/`` (None for other names)."""
+    m = _GROUP.fullmatch(name)
+    return None if m is None else (m.group(1), int(m.group(2) or 0))
 
 
 class NotAnOutputRoot(ValueError):
@@ -26,8 +49,13 @@ class OutputLayout:
       position so that a rerun of a chunk replaces its file instead of adding a second copy;
     - ``arrays/<game_id>.zarr``: one Zarr v3 group per game, arrays under ``<half>/<name>``;
     - ``manifests/<game_id>.json``: written last; a game is visible to readers only once it is there
-      with status ``committed``;
+      with status ``committed``, and only in the version it names;
     - ``contract.json``: the contract version, written when a run starts.
+
+    Versions: a game's first output is version 0, at the paths above. Redoing a committed game writes version
+    ``k + 1`` beside version ``k`` (chunk files ``v<k+1>-h<half>-c<chunk>.parquet``, the group
+    ``arrays/<game_id>.v<k+1>.zarr``), then the manifest naming it, then removes version ``k``: readers that go
+    by the manifest see one whole version at every moment.
     """
 
     root: str
@@ -42,11 +70,14 @@ class OutputLayout:
     def partition(self, table: str, game_id: str) -> str:
         return fs.join(self.table_dir(table), f"game_id={game_id}")
 
-    def part_file(self, table: str, game_id: str, half: int, chunk: int) -> str:
-        return fs.join(self.partition(table, game_id), f"h{half}-c{chunk:05d}.parquet")
+    def part_file(self, table: str, game_id: str, half: int, chunk: int, version: int = 0) -> str:
+        return fs.join(self.partition(table, game_id), part_name(half, chunk, version))
 
-    def zarr(self, game_id: str) -> str:
-        return fs.join(self.root, "arrays", f"{game_id}.zarr")
+    def arrays_dir(self) -> str:
+        return fs.join(self.root, "arrays")
+
+    def zarr(self, game_id: str, version: int = 0) -> str:
+        return fs.join(self.arrays_dir(), f"{game_id}.zarr" if version == 0 else f"{game_id}.v{version}.zarr")
 
     def manifest_dir(self) -> str:
         return fs.join(self.root, "manifests")

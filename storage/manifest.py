@@ -1,8 +1,9 @@
 """Per-game manifests: the commit record that makes a game visible to readers.
 
 A manifest is written last, atomically, once every chunk of the game has been written. Its ``status``
-is ``committed`` (readers see the game) or ``failed`` (readers do not; the errors say why). Before a
-game is (re)processed its manifest is removed first, so a half-rewritten game is never visible.
+is ``committed`` (readers see the game, in the ``version`` it names) or ``failed`` (readers do not; the errors
+say why). A game being redone keeps its committed manifest until the new version is whole (see
+:class:`matchflow.storage.layout.OutputLayout`), so readers never lose it meanwhile.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from typing import Any
 
 from matchflow.storage import fs
-from matchflow.storage.layout import OutputLayout
+from matchflow.storage.layout import OutputLayout, group_version
 
 COMMITTED = "committed"
 FAILED = "failed"
@@ -37,12 +38,14 @@ def read_manifest(layout: OutputLayout, game_id: str, storage_options: dict | No
         raise ValueError(f"manifest {layout.manifest(game_id)} is not valid JSON: {exc}") from exc
 
 
-def remove_manifest(layout: OutputLayout, game_id: str, storage_options: dict | None = None) -> None:
-    """Withdraw a game from readers (first step of redoing it)."""
-    filesystem = fs.filesystem(layout.root, storage_options)
-    path = fs.strip_protocol(layout.manifest(game_id))
-    if filesystem.exists(path):
-        filesystem.rm(path)
+def version_of(manifest: dict[str, Any]) -> int:
+    """The output version a manifest names (manifests written before versions existed name version 0)."""
+    return int(manifest.get("version", 0))
+
+
+def committed_version(manifest: dict[str, Any] | None) -> int | None:
+    """The version readers see of a game with this manifest (None when it has no committed version)."""
+    return version_of(manifest) if manifest is not None and manifest.get("status") == COMMITTED else None
 
 
 def read_all_manifests(layout: OutputLayout, storage_options: dict | None = None) -> dict[str, dict[str, Any]]:
@@ -61,7 +64,13 @@ def read_all_manifests(layout: OutputLayout, storage_options: dict | None = None
 
 def committed_game_ids(layout: OutputLayout, storage_options: dict | None = None) -> list[str]:
     """Ids of the games readers may see."""
-    return sorted(g for g, m in read_all_manifests(layout, storage_options).items() if m.get("status") == COMMITTED)
+    return sorted(committed_versions(layout, storage_options))
+
+
+def committed_versions(layout: OutputLayout, storage_options: dict | None = None) -> dict[str, int]:
+    """The committed version of each game readers may see, by game id."""
+    return {g: version_of(m) for g, m in sorted(read_all_manifests(layout, storage_options).items())
+            if m.get("status") == COMMITTED}
 
 
 def interrupted_game_ids(layout: OutputLayout, storage_options: dict | None = None) -> list[str]:
@@ -70,12 +79,29 @@ def interrupted_game_ids(layout: OutputLayout, storage_options: dict | None = No
     ids: set[str] = set()
     locks = fs.join(layout.root, "locks")
     ids |= {name[: -len(".lock")] for name in _names(locks, storage_options) if name.endswith(".lock")}
-    ids |= {name[: -len(".zarr")] for name in _names(fs.join(layout.root, "arrays"), storage_options)
-            if name.endswith(".zarr")}
+    ids |= set(group_versions(layout, storage_options))
     for table in _names(fs.join(layout.root, "tables"), storage_options):
         ids |= {name.removeprefix("game_id=") for name in _names(fs.join(layout.root, "tables", table), storage_options)
                 if name.startswith("game_id=")}
     return sorted(ids - set(read_all_manifests(layout, storage_options)))
+
+
+def group_versions(layout: OutputLayout, storage_options: dict | None = None) -> dict[str, list[int]]:
+    """The versions of each game that have a Zarr group under ``arrays/`` (every version written has one)."""
+    out: dict[str, list[int]] = {}
+    for name in _names(layout.arrays_dir(), storage_options):
+        parsed = group_version(name)
+        if parsed is not None:
+            out.setdefault(parsed[0], []).append(parsed[1])
+    return {g: sorted(v) for g, v in out.items()}
+
+
+def leftover_versions(layout: OutputLayout, storage_options: dict | None = None) -> dict[str, list[int]]:
+    """Committed games that also hold output of other versions: a redo that stopped before it committed (the
+    committed version is still the one readers see; the next run of the game removes the rest)."""
+    committed = committed_versions(layout, storage_options)
+    return {g: [v for v in versions if v != committed[g]] for g, versions in group_versions(layout, storage_options).items()
+            if g in committed and set(versions) != {committed[g]}}
 
 
 def _names(url: str, storage_options: dict | None) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from matchflow.storage import fs
 from matchflow.storage.contract import KEY_COLUMNS, schema
-from matchflow.storage.layout import OutputLayout
+from matchflow.storage.layout import OutputLayout, part_version
 
 PARTITIONING = pads.partitioning(pa.schema([("game_id", pa.string())]), flavor="hive")
 
@@ -72,10 +72,12 @@ def write_part(
     chunk: int,
     rows: Mapping[str, Any],
     storage_options: dict[str, Any] | None = None,
+    version: int = 0,
 ) -> int:
-    """Write one chunk's rows of ``table`` as its own Parquet file (atomically); returns the row count."""
+    """Write one chunk's rows of ``table`` as its own Parquet file of the game's output ``version``
+    (atomically); returns the row count."""
     tbl = build_table(table, game, half, rows)
-    _write(tbl, layout.part_file(table, game_id, half, chunk), storage_options)
+    _write(tbl, layout.part_file(table, game_id, half, chunk, version), storage_options)
     return tbl.num_rows
 
 
@@ -94,9 +96,10 @@ def read_part(
     chunk: int,
     columns: list[str] | None = None,
     storage_options: dict[str, Any] | None = None,
+    version: int = 0,
 ) -> pa.Table:
     """One chunk's rows of ``table`` (the file :func:`write_part` wrote), all columns or ``columns``."""
-    data = fs.read_bytes(layout.part_file(table, game_id, half, chunk), storage_options)
+    data = fs.read_bytes(layout.part_file(table, game_id, half, chunk, version), storage_options)
     return pq.read_table(io.BytesIO(data), columns=columns)
 
 
@@ -108,10 +111,11 @@ def replace_columns(
     chunk: int,
     columns: Mapping[str, Any],
     storage_options: dict[str, Any] | None = None,
+    version: int = 0,
 ) -> int:
     """Rewrite one chunk's file of ``table`` with ``columns`` replaced (same rows, in the same order), atomically:
     a rerun replaces it again, so rows are never duplicated. Returns the row count."""
-    tbl = read_part(layout, table, game_id, half, chunk, None, storage_options)
+    tbl = read_part(layout, table, game_id, half, chunk, None, storage_options, version)
     sch = schema(table)
     for name, values in columns.items():
         if name in KEY_COLUMNS or name not in sch.names:
@@ -120,28 +124,43 @@ def replace_columns(
             raise ValueError(f"table {table!r} column {name!r} has {len(values)} rows, expected {tbl.num_rows}")
         field = sch.field(name)
         tbl = tbl.set_column(sch.get_field_index(name), field, _column(values, field, tbl.num_rows))
-    _write(tbl, layout.part_file(table, game_id, half, chunk), storage_options)
+    _write(tbl, layout.part_file(table, game_id, half, chunk, version), storage_options)
     return tbl.num_rows
+
+
+def version_files(
+    layout: OutputLayout, table: str, game_id: str, version: int, storage_options: dict[str, Any] | None = None
+) -> list[str]:
+    """The chunk files (URLs, sorted) of ``table`` in one version of a game's output."""
+    return sorted(f for f in fs.list_files(layout.partition(table, game_id), storage_options)
+                  if part_version(f.rsplit("/", 1)[-1]) == version)
+
+
+def other_version_files(
+    layout: OutputLayout, table: str, game_id: str, keep: Iterable[int], storage_options: dict[str, Any] | None = None
+) -> list[str]:
+    """The chunk files of ``table`` of a game that belong to none of the versions ``keep``."""
+    kept = set(keep)
+    return [f for f in fs.list_files(layout.partition(table, game_id), storage_options)
+            if part_version(f.rsplit("/", 1)[-1]) not in kept]
 
 
 def committed_dataset(
     layout: OutputLayout,
     table: str,
-    game_ids: list[str],
+    versions: Mapping[str, int],
     storage_options: dict[str, Any] | None = None,
 ) -> pads.Dataset:
-    """An Arrow dataset of ``table`` over the given (committed) games, with the ``game_id`` column.
+    """An Arrow dataset of ``table`` over committed games (``{game_id: committed version}``, as
+    :func:`matchflow.storage.manifest.committed_versions` gives), with the ``game_id`` column.
 
-    Files of other games (running, failed or half-written) are not part of it.
+    Only the files of each game's committed version are part of it: not those of other games (running, failed
+    or half-written) nor those of a version being written beside it or not yet removed.
     """
     filesystem = fs.filesystem(layout.root, storage_options)
     files: list[str] = []
-    for gid in game_ids:
-        files += [
-            fs.strip_protocol(f)
-            for f in fs.list_files(layout.partition(table, gid), storage_options)
-            if f.endswith(".parquet")
-        ]
+    for gid, version in versions.items():
+        files += [fs.strip_protocol(f) for f in version_files(layout, table, gid, version, storage_options)]
     full_schema = schema(table).append(pa.field("game_id", pa.string()))
     return pads.dataset(
         sorted(files),
@@ -153,4 +172,5 @@ def committed_dataset(
     )
 
 
-__all__ = ["build_table", "write_part", "read_part", "replace_columns", "committed_dataset", "KEY_COLUMNS"]
+__all__ = ["build_table", "write_part", "read_part", "replace_columns", "version_files", "other_version_files",
+           "committed_dataset", "KEY_COLUMNS"]

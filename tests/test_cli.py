@@ -84,15 +84,87 @@ def test_run_killed_at_any_moment_then_rerun_leaves_one_copy(small_corpus, tmp_p
 
 
 def test_failed_game_gives_nonzero_exit_and_names_the_file(tmp_path):
+    """A bad video fails its game with one line naming the file, and no traceback on the console (they are in the
+    run's log); folders left out of the corpus are listed with why."""
     corpus = tmp_path / "corpus"
     (corpus / "good").mkdir(parents=True)
     write_test_video(corpus / "good" / "1_720p.mp4", 3.0)
     (corpus / "bad").mkdir()
     full = write_test_video(corpus / "bad" / "1_720p.mp4", 3.0).read_bytes()
     (corpus / "bad" / "1_720p.mp4").write_bytes(full[: len(full) // 2])  # truncated
+    (corpus / ".trash").mkdir()
+    (corpus / ".trash" / "1_720p.mp4").write_bytes(full)
+    elsewhere = tmp_path / "elsewhere" / "game"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "1_720p.mp4").write_bytes(full)
+    (corpus / "linked").symlink_to(elsewhere, target_is_directory=True)
     out = tmp_path / "out"
-    res = _cli("run", str(corpus), "--out", str(out), "--workers", "2", "--stages", "frames")
+    env = {**os.environ, "MATCHFLOW_STATE_DIR": str(tmp_path / "state")}
+    res = _cli("run", str(corpus), "--out", str(out), "--workers", "2", "--stages", "frames", env=env)
     assert res.returncode == 1
-    assert "1 committed" in res.stdout and "1 failed" in res.stdout
+    assert "2 games, 1 committed" in res.stdout and "1 failed" in res.stdout
     assert "FAILED bad" in res.stdout and "1_720p.mp4" in res.stdout
+    assert "LEFT OUT .trash: hidden" in res.stdout and "LEFT OUT linked: a symbolic link to a folder" in res.stdout
     assert "1/2 done, 1 failed" in res.stderr  # progress lines
+    assert "Traceback" not in res.stderr and "Error logging to API" not in res.stderr, res.stderr
+    logs = list((tmp_path / "state" / "logs").glob("run-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in res.stderr
+    assert "Traceback" in logs[0].read_text() and "VideoError" in logs[0].read_text()
+
+
+def test_readers_keep_the_committed_version_while_a_forced_rerun_redoes_it(small_corpus, tmp_path):
+    """A reader querying in a loop during `run --force` sees every game whole, in one version, all along; a redo
+    killed midway leaves the committed version to readers and the next run removes what it left."""
+    from matchflow.storage.layout import OutputLayout
+    from matchflow.storage.manifest import committed_versions, leftover_versions
+    from matchflow.storage.query import query
+
+    out = tmp_path / "out"
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("stages: [frames]\nchunk_frames: 2\nbatch_frames: 1\n")
+    base = ["run", str(small_corpus), "--out", str(out), "--workers", "2", "--config", str(cfg)]
+    assert _cli(*base).returncode == 0
+    per_game = 2 * len(sample_indices(300, 25.0, 2.0))
+    layout = OutputLayout.at(str(out))
+    sql = "SELECT game, count(*) AS n, count(DISTINCT (half, frame)) AS d FROM frames GROUP BY game ORDER BY game"
+    expected = [(f"season/game {g}", per_game, per_game) for g in range(3)]
+
+    proc = subprocess.Popen([sys.executable, "-m", "matchflow.cli", *base, "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reads, seen = 0, set()
+    while proc.poll() is None:
+        seen.add(tuple(committed_versions(layout).values()))
+        assert query(str(out), sql).fetchall() == expected  # never 0, never doubled, never half a game
+        reads += 1
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert reads >= 5
+    assert len(seen) >= 2, seen  # the reads spanned at least one switch of version
+    assert committed_versions(layout) == {gid: 1 for gid in committed_versions(layout)}
+    parts = list((out / "tables" / "frames").rglob("*.parquet"))
+    assert parts and all(p.name.startswith("v1-") for p in parts)
+    assert sorted(p.name for p in (out / "arrays").iterdir()) == sorted(f"{g}.v1.zarr" for g in committed_versions(layout))
+    assert query(str(out), sql).fetchall() == expected
+
+    # killed while it redoes: readers keep version 1, status names what the redo left, the next run removes it
+    proc = subprocess.Popen([sys.executable, "-m", "matchflow.cli", *base, "--force"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "tables" / "frames").rglob("v2-*.parquet"))) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the forced run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert query(str(out), sql).fetchall() == expected
+    assert leftover_versions(layout)
+    st = _cli("status", str(out))
+    assert "leftover" in st.stdout and "version(s) 2" in st.stdout, st.stdout
+    res = _cli(*base, "--force")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not leftover_versions(layout)
+    assert query(str(out), sql).fetchall() == expected
+    versions = set(committed_versions(layout).values())
+    assert versions == {2}
+    assert all(p.name.startswith("v2-") for p in (out / "tables" / "frames").rglob("*.parquet"))

@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,16 +10,32 @@ import pyarrow.parquet as pq
 import pytest
 
 from matchflow import cli
-from matchflow.exports import ExportError, committed_games, export, export_kloppy, export_mot, export_soccernet_ccbv
+from matchflow.exports import (
+    EmptyExport,
+    ExportError,
+    committed_games,
+    export,
+    export_kloppy,
+    export_mot,
+    export_soccernet_ccbv,
+    sampling_rate,
+)
 from matchflow.models.geometry.camera_prior import load_camera_prior
 from matchflow.storage import manifest
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.soccernet import PLACEHOLDER_HOMOGRAPHY, read_ccbv
-from matchflow.storage.tables import write_part
+from matchflow.storage.tables import committed_dataset, write_part
+from matchflow.video import sample_indices
 
 SIZE = (1280, 720)
-DT = 0.48
+VIDEO_FRAMES = sample_indices(300, 25.0, 2.0)  # 2 fps from 25 fps video: steps of 12 and 13 frames in turn
+
+
+def _t(frames):
+    """Seconds from the start of the half of sampled frames (their video frame / 25)."""
+    return VIDEO_FRAMES[np.asarray(frames, np.int64)] / 25.0
+
 KEY_A = "league/season/game A"
 KEY_B = "league/season/game B"  # frames only: no calibration, no players
 KEY_C = "league/season/game C"  # failed: invisible
@@ -31,7 +49,7 @@ def _p2i(n, offset=0):
 def _frames(layout, gid, key, half, n):
     f = np.arange(n, dtype=np.int32)
     write_part(layout, "frames", gid, key, half, 0, {
-        "frame": f, "t": f * DT, "video_frame": f * 12,
+        "frame": f, "t": _t(f), "video_frame": VIDEO_FRAMES[f].astype(np.int32),
         "width": np.full(n, SIZE[0], np.int32), "height": np.full(n, SIZE[1], np.int32)})
 
 
@@ -69,20 +87,20 @@ def _write_game_a(layout):
         frames = sorted(CAL[half])
         p2i = np.array([cams[half][f] for f in frames])
         write_part(layout, "calibration", gid, KEY_A, half, 0, {
-            "frame": np.array(frames, np.int32), "t": np.array(frames) * DT,
+            "frame": np.array(frames, np.int32), "t": _t(frames),
             "homography": np.linalg.inv(p2i).reshape(-1, 9), "homography_inv": p2i.reshape(-1, 9),
             "score": np.array([CAL[half][f][1] for f in frames], np.float32),
             "valid": np.array([CAL[half][f][0] for f in frames])})
         rows = PLAYERS[half]
         col = lambda i, dt=np.float32: np.array([np.nan if r[i] is None else r[i] for r in rows], dt)  # noqa: E731
         write_part(layout, "players", gid, KEY_A, half, 0, {
-            "frame": np.array([r[0] for r in rows], np.int32), "t": np.array([r[0] * DT for r in rows]),
+            "frame": np.array([r[0] for r in rows], np.int32), "t": _t([r[0] for r in rows]),
             "det": np.array([r[1] for r in rows], np.int16), "track": [r[2] for r in rows],
             "x1": col(3), "y1": col(4), "x2": col(5), "y2": col(6), "score": col(7),
             "pitch_x": col(8), "pitch_y": col(9), "team": [r[10] for r in rows], "cls": ["player"] * len(rows)})
         balls = BALL[half]
         write_part(layout, "ball", gid, KEY_A, half, 0, {
-            "frame": np.array([b[0] for b in balls], np.int32), "t": np.array([b[0] * DT for b in balls]),
+            "frame": np.array([b[0] for b in balls], np.int32), "t": _t([b[0] for b in balls]),
             "score": np.array([b[1] for b in balls], np.float32),
             "pitch_x": np.array([b[2] for b in balls], np.float32),
             "pitch_y": np.array([b[3] for b in balls], np.float32)})
@@ -124,7 +142,8 @@ def test_kloppy_export(output, tmp_path):
     written = export_kloppy(str(out), str(dest), game=KEY_A)
     folder = dest / game_id(KEY_A)
     assert sorted(Path(p).name for p in written) == [
-        "1_tracking.csv", "1_tracking.parquet", "2_tracking.csv", "2_tracking.parquet", "metadata.json"]
+        "1_tracking.csv", "1_tracking.parquet", "2_tracking.csv", "2_tracking.parquet", "metadata.json",
+        "secondspectrum_meta.xml", "secondspectrum_tracking.jsonl"]
     assert all(Path(p).parent == folder for p in written)
     assert _snapshot(out) == before  # OUT untouched
 
@@ -132,7 +151,7 @@ def test_kloppy_export(output, tmp_path):
     assert t1.column_names == ["period_id", "frame_id", "timestamp", "ball_x", "ball_y", "3_x", "3_y", "7_x", "7_y"]
     df = t1.to_pandas()
     assert df["period_id"].tolist() == [1] * 4 and df["frame_id"].tolist() == [0, 1, 2, 3]
-    np.testing.assert_allclose(df["timestamp"], np.arange(4) * DT)
+    np.testing.assert_allclose(df["timestamp"], _t(range(4)))
     # y is the negative of pitch_y; x as is
     for frame, track in [(0, 3), (0, 7), (3, 3), (3, 7)]:
         r = _player(1, frame, track)
@@ -161,9 +180,52 @@ def test_kloppy_export(output, tmp_path):
     assert cs["units"] == "metres" and cs["origin"] == "centre spot"
     assert meta["game"] == KEY_A and meta["game_id"] == game_id(KEY_A)
     assert meta["pitch"]["length"] == 105.0 and meta["pitch"]["width"] == 68.0
-    assert meta["frame_rate"] == pytest.approx(1 / DT)
+    assert meta["frame_rate"] == 2.0  # the sampling rate, not the median step (0.48 / 0.52 s)
     p1 = meta["periods"][0]
     assert p1["frames"] == 4 and p1["tracks"] == [{"track": 3, "team": 0}, {"track": 7, "team": 1}]
+
+
+def test_kloppy_loads_the_export(output, tmp_path):
+    """kloppy itself reads the Second Spectrum files back: frame rate, periods, each frame's time, players by
+    team and their positions in kloppy's Second Spectrum coordinate system (metres, centre origin, +y up)."""
+    from kloppy import secondspectrum
+    from kloppy.domain import Provider
+
+    out, _ = output
+    dest = tmp_path / "kloppy"
+    res = subprocess.run([sys.executable, "-m", "matchflow.cli", "export", str(out), "--format", "kloppy", "--dest",
+                          str(dest), "--game", KEY_A], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    folder = dest / game_id(KEY_A)
+    ds = secondspectrum.load(meta_data=folder / "secondspectrum_meta.xml",
+                             raw_data=folder / "secondspectrum_tracking.jsonl", coordinates="secondspectrum")
+    assert ds.metadata.frame_rate == 2 and ds.metadata.provider == Provider.SECONDSPECTRUM
+    assert ds.metadata.pitch_dimensions.x_dim.max == 52.5 and ds.metadata.pitch_dimensions.y_dim.max == 34.0
+    assert [p.id for p in ds.metadata.periods] == [1, 2] and len(ds.frames) == 6
+    for frame, want_t in zip(ds.frames, list(_t(range(4))) + list(_t(range(2)))):
+        assert frame.timestamp.total_seconds() == pytest.approx(want_t, abs=1e-6)  # exact times, no drift
+    home, away = ds.metadata.teams
+    assert sorted(p.player_id for p in home.players) == ["1-3"]
+    assert sorted(p.player_id for p in away.players) == ["1-7", "2-11"]
+    f0 = ds.frames[0]
+    by_id = {p.player_id: d.coordinates for p, d in f0.players_data.items()}
+    r3, r7 = _player(1, 0, 3), _player(1, 0, 7)
+    assert (by_id["1-3"].x, by_id["1-3"].y) == pytest.approx((r3[8], -r3[9]))
+    assert (by_id["1-7"].x, by_id["1-7"].y) == pytest.approx((r7[8], -r7[9]))
+    assert (f0.ball_coordinates.x, f0.ball_coordinates.y) == pytest.approx((1.5, -2.5))
+    assert ds.frames[1].players_data == {} and ds.frames[1].ball_coordinates is None  # invalid calibration
+    df = ds.to_df()
+    assert len(df) == 6 and "1-3_x" in df.columns
+
+
+def test_sampling_rate_is_the_runs_rate_not_the_median_step(output):
+    out, _ = output
+    games = {g.key: g for g in committed_games(str(out))}
+    layout = OutputLayout.at(str(out))
+    frames_b = committed_dataset(layout, "frames", {games[KEY_B].game_id: 0}).to_table()
+    # game B's manifest names no fps: the mean rate of its timestamps (3 frames over 0.52 + 0.48 s)
+    assert sampling_rate(frames_b, games[KEY_B].manifest) == pytest.approx(2.0)
+    assert sampling_rate(frames_b, {"config": {"fps": 5.0}}) == 5.0
 
 
 def test_ccbv_export_round_trips(output, tmp_path):
@@ -193,7 +255,7 @@ def test_mot_export_parses_back_to_the_boxes(output, tmp_path):
     before = _snapshot(out)
     dest = tmp_path / "mot"
     written = export_mot(str(out), str(dest), game=KEY_A)
-    assert [Path(p).name for p in written] == ["1_mot.txt", "2_mot.txt"]
+    assert [Path(p).name for p in written] == ["1_mot.txt", "1_seqinfo.ini", "2_mot.txt", "2_seqinfo.ini"]
     assert _snapshot(out) == before
     for half in NFRAMES:
         lines = (dest / game_id(KEY_A) / f"{half}_mot.txt").read_text().splitlines()
@@ -211,6 +273,63 @@ def test_mot_export_parses_back_to_the_boxes(output, tmp_path):
             assert w == pytest.approx(r[5] - r[3]) and h == pytest.approx(r[6] - r[4])
             assert conf == pytest.approx(1.0 if r[7] is None else r[7])
         assert keys == sorted(keys)
+
+
+def test_trackeval_reads_the_mot_export(output, tmp_path):
+    """TrackEval's MOT Challenge reader takes the export folder as a tracker's output (one sequence per half,
+    with its seqinfo.ini); scored against ground truth written from the test's own boxes, it matches them all."""
+    import contextlib
+    import io
+    import shutil
+
+    with contextlib.redirect_stdout(io.StringIO()):  # TrackEval says which optional datasets it cannot import
+        import trackeval
+
+    out, _ = output
+    dest = tmp_path / "mot"
+    export_mot(str(out), str(dest), game=KEY_A)
+    gt = tmp_path / "gt"
+    for half in NFRAMES:
+        seq = gt / f"{half}_mot"
+        (seq / "gt").mkdir(parents=True)
+        shutil.copy(dest / game_id(KEY_A) / f"{half}_seqinfo.ini", seq / "seqinfo.ini")
+        rows = sorted((r[0] + 1, r[2], r[3], r[4], r[5] - r[3], r[6] - r[4]) for r in PLAYERS[half] if r[2] is not None)
+        (seq / "gt" / "gt.txt").write_text("".join(",".join(map(str, r)) + ",1,1,1\n" for r in rows))
+    evaluator = trackeval.Evaluator({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False,
+                                     "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
+                                     "TIME_PROGRESS": False, "DISPLAY_LESS_PROGRESS": True, "PRINT_ONLY_COMBINED": True})
+    dataset = trackeval.datasets.MotChallenge2DBox({
+        "GT_FOLDER": str(gt), "TRACKERS_FOLDER": str(dest), "TRACKERS_TO_EVAL": [game_id(KEY_A)],
+        "TRACKER_SUB_FOLDER": "", "SKIP_SPLIT_FOL": True, "SEQ_INFO": {f"{h}_mot": None for h in NFRAMES},
+        "OUTPUT_FOLDER": str(tmp_path / "eval"), "PRINT_CONFIG": False})
+    raw = dataset.get_raw_seq_data(game_id(KEY_A), "1_mot")
+    assert raw["num_timesteps"] == NFRAMES[1]
+    assert sum(len(ids) for ids in raw["tracker_ids"]) == sum(r[2] is not None for r in PLAYERS[1])
+    with contextlib.redirect_stdout(io.StringIO()):
+        results, _ = evaluator.evaluate([dataset], [trackeval.metrics.HOTA(), trackeval.metrics.Identity()])
+    combined = results["MotChallenge2DBox"][game_id(KEY_A)]["COMBINED_SEQ"]["pedestrian"]
+    assert combined["HOTA"]["HOTA(0)"] == pytest.approx(1.0)
+    assert combined["Identity"]["IDF1"] == pytest.approx(1.0)
+
+
+def test_an_export_with_nothing_in_it_says_so_and_writes_nothing(output, tmp_path):
+    out, _ = output
+    layout = OutputLayout.at(str(out))
+    key = "league/season/untracked"
+    gid = game_id(key)
+    _frames(layout, gid, key, 1, 3)
+    write_part(layout, "players", gid, key, 1, 0, {
+        "frame": np.array([0, 1], np.int32), "t": _t([0, 1]), "det": np.array([0, 0], np.int16), "track": [None, None],
+        "x1": np.ones(2, np.float32), "y1": np.ones(2, np.float32), "x2": np.full(2, 9, np.float32),
+        "y2": np.full(2, 9, np.float32), "score": np.ones(2, np.float32), "cls": ["player"] * 2})
+    manifest.write_manifest(layout, gid, {"status": "committed", "game": key, "config": {"fps": 2.0}})
+    dest = tmp_path / "dest"
+    with pytest.raises(EmptyExport, match="nothing to export.*untracked.*no tracked box"):
+        export_mot(str(out), str(dest), game=key)
+    assert not dest.exists()
+    written = export_mot(str(out), str(dest), game=key, allow_empty=True)
+    assert [Path(p).name for p in written] == ["1_mot.txt", "1_seqinfo.ini"]
+    assert (dest / gid / "1_mot.txt").read_text() == ""
 
 
 def test_errors(output, tmp_path):
@@ -246,7 +365,7 @@ def test_cli_export(output, tmp_path, capsys):
     dest = tmp_path / "cli"
     assert cli.main(["export", str(out), "--format", "mot", "--dest", str(dest), "--game", KEY_A]) == 0
     printed = capsys.readouterr().out
-    assert str(dest / game_id(KEY_A) / "1_mot.txt") in printed and "wrote 2 mot files" in printed
+    assert str(dest / game_id(KEY_A) / "1_mot.txt") in printed and "wrote 4 mot files" in printed
     assert (dest / game_id(KEY_A) / "2_mot.txt").exists()
 
     assert cli.main(["export", str(out), "--format", "soccernet-ccbv", "--dest", str(dest), "--game", KEY_B]) == 2

@@ -99,9 +99,12 @@ def test_a_game_level_stage_runs_once_per_half_over_all_its_chunks(corpus, tmp_p
     assert manifest["stages"]["box_link"] == "1" and manifest["rows"]["players"] == len(players)
     assert "box_link" in manifest["seconds"]
 
-    # a forced rerun rewrites the same files: the same rows and tracks, none twice
+    # a forced rerun writes version 1 beside version 0, then removes version 0: the same rows and tracks, none twice
     again = run_corpus(str(corpus), str(out), cfg, force=True)
     assert len(again.committed) == 1
+    names = {p.name for p in (out / "tables" / "players").rglob("*.parquet")}
+    assert names and all(n.startswith("v1-") for n in names)
+    db = connect(str(out))  # a connection reads the manifests once: a new one sees the new version
     rerun = db.execute("SELECT half, frame, det, track FROM players ORDER BY half, frame, det").df()
     assert len(rerun) == len(players)
     np.testing.assert_array_equal(rerun.track.to_numpy(), players.track.to_numpy())

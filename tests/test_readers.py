@@ -20,6 +20,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "matchflow.cli", *args], capture_output=True, text=True, timeout=120)
 
 
+def _one_error_line(res: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2 with one ``error:`` line on stderr that holds ``words``, and no traceback."""
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert all(w in lines[0] for w in words), (words, lines[0])
+
+
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     """An output root with one committed game (two frames)."""
@@ -97,3 +104,46 @@ def test_run_rejects_bad_options_before_any_work(tmp_path: Path) -> None:
     res = _cli("run", str(tmp_path / "corpus"), "--out", str(afile), "--stages", "frames")
     assert res.returncode == 2 and "is a file" in res.stderr and afile.read_text() == "x"
     assert not (tmp_path / "o").exists()
+
+
+def test_every_command_rejects_bad_options_in_one_line(tmp_path: Path) -> None:
+    d = str(tmp_path / "d")
+    cases = [
+        (("run", d, "--out", d, "--workers", "x"), ("--workers", "'x'")),
+        (("run", d, "--out", d, "--nope"), ("--nope",)),
+        (("synth", d, "--games", "0"), ("--games", "greater than or equal to 1")),
+        (("synth", d, "--cutaways", "2"), ("--cutaways", "less than or equal to 1")),
+        (("synth-detection", d, "--width", "3"), ("--width", "'3'")),
+        (("sql", d, "SELECT 1", "--max-rows", "-1"), ("--max-rows",)),
+        (("report", d, "--width", "5"), ("--width",)),
+        (("export", d, "--format", "csv", "--dest", d), ("--format", "'csv'")),
+        (("demo", "--seconds", "0"), ("--seconds", "greater than 0")),
+        (("train", "detector", "--out", d, "--crop", "30"), ("--crop", "multiple of 16")),
+        (("eval", "calibration", d, d, "--min-pitch-fraction", "nan"), ("--min-pitch-fraction", "finite")),
+        (("status",), ("out",)),
+    ]
+    for args, words in cases:
+        _one_error_line(_cli(*args), *words)
+    assert not (tmp_path / "d").exists()  # nothing was started
+
+
+def test_debug_shows_the_traceback_of_a_user_error(out: Path) -> None:
+    res = _cli("sql", str(out), "SELEC 1")
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+    res = _cli("--debug", "sql", str(out), "SELEC 1")
+    assert res.returncode == 2 and "Traceback (most recent call last)" in res.stderr
+    assert "\nerror: " in res.stderr
+
+
+def test_an_export_with_nothing_to_export_exits_nonzero_unless_allowed(out: Path, tmp_path: Path) -> None:
+    layout = OutputLayout.at(str(out))
+    write_part(layout, "players", "gid", "game", 1, 0, {
+        "frame": np.array([0, 1], np.int32), "t": np.array([0.0, 0.5]), "det": np.array([0, 0], np.int16),
+        "track": [None, None], "x1": np.ones(2, np.float32), "y1": np.ones(2, np.float32),
+        "x2": np.full(2, 9, np.float32), "y2": np.full(2, 9, np.float32), "cls": ["player"] * 2})
+    dest = tmp_path / "mot"
+    res = _cli("export", str(out), "--format", "mot", "--dest", str(dest))
+    assert res.returncode == 1 and "nothing to export" in res.stderr and "no tracked box" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not dest.exists()
+    res = _cli("export", str(out), "--format", "mot", "--dest", str(dest), "--allow-empty")
+    assert res.returncode == 0 and (dest / "gid" / "1_mot.txt").read_text() == ""

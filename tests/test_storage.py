@@ -61,7 +61,7 @@ def test_parts_are_replaced_not_duplicated_and_only_committed_games_are_read(tmp
     write_part(layout, "frames", "gB", "game B", 1, 0, _frames_rows(3))
     files = sorted(p.name for p in (tmp_path / "tables" / "frames" / "game_id=gA").iterdir())
     assert files == ["h1-c00000.parquet", "h1-c00001.parquet"]
-    ds = committed_dataset(layout, "frames", ["gA"])
+    ds = committed_dataset(layout, "frames", {"gA": 0})
     tbl = ds.to_table()
     assert tbl.num_rows == 6 and set(tbl.column("game_id").to_pylist()) == {"gA"}
     # only gA is committed: gB stays invisible to SQL
@@ -73,6 +73,19 @@ def test_parts_are_replaced_not_duplicated_and_only_committed_games_are_read(tmp
     assert "pitch_x" in con.sql("SELECT * FROM players").columns
 
 
+def test_readers_see_only_the_version_the_manifest_names(tmp_path):
+    layout = OutputLayout.at(str(tmp_path))
+    write_part(layout, "frames", "gA", "game A", 1, 0, _frames_rows(4))  # version 0, committed
+    manifest.write_manifest(layout, "gA", {"status": "committed", "game": "game A"})
+    write_part(layout, "frames", "gA", "game A", 1, 0, _frames_rows(3), version=1)  # a redo, written beside it
+    names = sorted(p.name for p in (tmp_path / "tables" / "frames" / "game_id=gA").iterdir())
+    assert names == ["h1-c00000.parquet", "v1-h1-c00000.parquet"]
+    assert connect(str(tmp_path)).execute("SELECT count(*) FROM frames").fetchone()[0] == 4
+    manifest.write_manifest(layout, "gA", {"status": "committed", "game": "game A", "version": 1})  # the switch
+    assert connect(str(tmp_path)).execute("SELECT count(*) FROM frames").fetchone()[0] == 3
+    assert manifest.committed_versions(layout) == {"gA": 1}
+
+
 def test_manifest_roundtrip_and_validation(tmp_path):
     layout = OutputLayout.at(str(tmp_path))
     assert manifest.read_manifest(layout, "g") is None
@@ -81,7 +94,7 @@ def test_manifest_roundtrip_and_validation(tmp_path):
     manifest.write_manifest(layout, "g", {"status": "committed", "rows": {"frames": 3}})
     assert manifest.read_manifest(layout, "g")["rows"] == {"frames": 3}
     assert manifest.committed_game_ids(layout) == ["g"]
-    manifest.remove_manifest(layout, "g")
+    manifest.write_manifest(layout, "g", {"status": "failed", "errors": ["boom"]})
     assert manifest.committed_game_ids(layout) == []
     (tmp_path / "manifests" / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json"):

@@ -210,4 +210,6 @@ def test_cli_renders_a_dataset(tmp_path, capsys):
     meta = json.loads((tmp_path / "d" / "dataset.json").read_text())
     assert (meta["frames"], meta["seed"], meta["width"], meta["height"]) == (2, 5, 320, 180)
     assert len(list(read_detection_dir(tmp_path / "d"))) == 2
-    assert cli_main(["synth-detection", str(tmp_path / "e"), "--frames", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_:  # a bad option: one line, exit 2, before any work
+        cli_main(["synth-detection", str(tmp_path / "e"), "--frames", "0"])
+    assert exit_.value.code == 2 and "--frames" in capsys.readouterr().err and not (tmp_path / "e").exists()
