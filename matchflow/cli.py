@@ -70,7 +70,6 @@ def _route_prefect_logs(command: str) -> str | None:
     path = folder / f"{command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
     os.environ["PREFECT_LOGGING_SETTINGS_PATH"] = str(files("matchflow.data") / "prefect_logging.yml")
     os.environ["PREFECT_LOGGING_HANDLERS_FILE_FILENAME"] = str(path)
-    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # the file gets the run's whole story; the console none of it
     return str(path)
 
 
@@ -136,13 +135,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _error(exc)
         return 2
-    from matchflow.flows.cluster import ClusterError, check_cluster
     from matchflow.pipeline import PipelineError, build_pipeline
 
     try:
         build_pipeline(config)
-        check_cluster(config)  # --cluster cuda: dask-cuda and a GPU, before any work
-    except (PipelineError, ClusterError) as exc:
+    except PipelineError as exc:
         _error(exc)
         return 2
     from matchflow.games import needs_run
@@ -173,6 +170,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_summary(RunSummary(run_id="none", games=len(games), skipped=[g.key for g in games],
                                   left_out=dict(listing.left_out)))
         return 0
+    from matchflow.flows.cluster import ClusterError, check_cluster  # imports Prefect and Dask: only with work to do
+
+    try:
+        check_cluster(config)  # --cluster cuda: dask-cuda and a GPU, before any work
+    except ClusterError as exc:
+        _error(exc)
+        return 2
     print(f"{len(games)} game(s): {len(todo)} to process, {len(games) - len(todo)} up to date; stages "
           f"{', '.join(config.stages)}; starting the local Prefect API and the Dask cluster"
           + (f"; full log: {log_file}" if log_file else ""), file=sys.stderr, flush=True)
