@@ -287,7 +287,9 @@ def test_trackeval_reads_the_mot_export(output, tmp_path):
 
     out, _ = output
     dest = tmp_path / "mot"
-    export_mot(str(out), str(dest), game=KEY_A)
+    res = subprocess.run([sys.executable, "-m", "matchflow.cli", "export", str(out), "--format", "mot", "--dest",
+                          str(dest), "--game", KEY_A], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
     gt = tmp_path / "gt"
     for half in NFRAMES:
         seq = gt / f"{half}_mot"
