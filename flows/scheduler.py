@@ -262,11 +262,12 @@ class CorpusRun:
             self.summary.add_seconds(result.seconds)
         self.progress.line()
         gr.chunks_left[half] -= 1
-        if gr.chunks_left[half] == 0 and not gr.errors and self.pipeline.game_stages:
+        if gr.chunks_left[half] == 0 and not gr.errors and self.pipeline.half_level:
             self._start_half(gr, half)
 
     def _start_half(self, gr: GameRun, half: int) -> None:
-        """Every chunk of ``half`` is written: run its game-level stages (halves of a game independently)."""
+        """Every chunk of ``half`` is written: assemble its row-aligned arrays and run its game-level stages
+        (halves of a game independently)."""
         assert gr.plan is not None
         gr.phase = Phase.HALVES
         spec = HalfSpec(gr.game.key, gr.game.game_id, half, gr.plan.videos[half],

@@ -118,13 +118,30 @@ class HalfStore(HalfData):
             start += n
 
 
+def assemble_row_array(spec: HalfSpec, name: str, table: str, config: PipelineConfig, layout: OutputLayout) -> None:
+    """Concatenate the chunk parts of row-aligned array ``name`` into the half's array and point the rows of
+    ``table`` at it (``row`` = the chunk's offset + the row's index in its chunk). Done again, it writes the same."""
+    so = config.storage_options
+    counts = zarr_io.assemble_rows(layout.zarr(spec.game_id, spec.version), spec.half, name, list(spec.chunks), so)
+    offset = 0
+    for chunk, n in zip(spec.chunks, counts):
+        tables.replace_columns(layout, table, spec.game_id, spec.half, chunk,
+                               {"row": np.arange(offset, offset + n, dtype=np.int32)}, so, spec.version)
+        offset += n
+
+
 def process_half(
     spec: HalfSpec, config: PipelineConfig, layout: OutputLayout, pipeline: Pipeline | None = None
 ) -> HalfResult:
-    """Run every game-level stage on one half whose chunks are written; returns each stage's wall time."""
+    """Assemble the half's row-aligned arrays, then run every game-level stage on the half (whose chunks are all
+    written); returns each step's wall time."""
     pipe = pipeline if pipeline is not None else worker_pipeline(config)
     store = HalfStore(spec, config, layout)
     seconds: dict[str, float] = {}
+    for name, table in pipe.row_arrays.items():
+        t0 = time.perf_counter()
+        assemble_row_array(spec, name, table, config, layout)
+        seconds["assemble"] = seconds.get("assemble", 0.0) + time.perf_counter() - t0
     for st in pipe.game_stages:
         t0 = time.perf_counter()
         st.process_half(store.for_stage(st.name, st.reads, st.writes))

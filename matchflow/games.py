@@ -168,7 +168,7 @@ def commit_game(
     want = {(c.half, c.chunk) for c in plan.chunks}
     if got != want:
         raise RuntimeError(f"game {plan.game.key!r}: chunks {sorted(want - got)} have no result; not committing")
-    if pipeline.game_stages:
+    if pipeline.half_level:
         done = {h.half for h in half_results or []}
         if done != set(plan.videos):
             raise RuntimeError(f"game {plan.game.key!r}: the game-level stages of half(s) "

@@ -47,6 +47,16 @@ def _check_write(stage: str, key: str) -> None:
         )
 
 
+def _writer_of(key: str) -> str | None:
+    """The built-in stage that writes ``key`` (None when none does)."""
+    from matchflow.stages.registry import BUILTIN
+
+    for name, cls in BUILTIN.items():
+        if key in tuple(getattr(cls, "writes", ())):
+            return name
+    return None
+
+
 @dataclass
 class Pipeline:
     """An ordered, checked chain of stages: the frame-level ones run in every chunk, in their order; the
@@ -65,15 +75,23 @@ class Pipeline:
                             f"frame-level stage {st.name!r} reads {key!r}, which game-level stage "
                             f"{game_writes[key]!r} writes; game-level stages run after every frame-level stage"
                         )
+                    writer = _writer_of(key)
+                    hint = f"; stage {writer!r} writes it: list it before {st.name!r}" if writer else ""
                     raise PipelineError(
                         f"stage {st.name!r} reads {key!r}, which no earlier stage writes "
-                        f"(stages in order: {[s.name for s in self.stages]})"
+                        f"(stages in order: {[s.name for s in self.stages]}){hint}"
                     )
             for key in st.writes:
                 _check_write(st.name, key)
                 if key in available:
                     raise PipelineError(f"stage {st.name!r} writes {key!r}, which an earlier stage already writes")
                 available.add(key)
+        for st in self.frame_stages:
+            for key in st.writes:
+                table = contract.array_contract(key[len("arrays/"):]).rows_of if key.startswith("arrays/") else None
+                if table is not None and f"{table}.row" not in st.writes:
+                    raise PipelineError(f"stage {st.name!r} writes row-aligned array {key[len('arrays/'):]!r}, whose "
+                                        f"rows {table}.row points to: it must write {table}.row too")
         frame_tables = set(self._tables(self.frame_stages))
         for st in self.game_stages:
             for key in st.writes:
@@ -100,6 +118,23 @@ class Pipeline:
                 if not key.startswith("arrays/") and t not in seen:
                     seen.append(t)
         return seen
+
+    @property
+    def row_arrays(self) -> dict[str, str]:
+        """The row-aligned arrays the frame-level stages write, with the table whose rows they follow."""
+        out: dict[str, str] = {}
+        for st in self.frame_stages:
+            for key in st.writes:
+                if key.startswith("arrays/"):
+                    table = contract.array_contract(key[len("arrays/"):]).rows_of
+                    if table is not None:
+                        out[key[len("arrays/"):]] = table
+        return out
+
+    @property
+    def half_level(self) -> bool:
+        """Whether each half needs a step after its chunks: game-level stages, or row-aligned arrays to assemble."""
+        return bool(self.game_stages or self.row_arrays)
 
     @property
     def tables(self) -> list[str]:
@@ -237,6 +272,8 @@ def process_chunk(
     indices = sample_indices(spec.video.n_frames, spec.video.fps, config.fps)[spec.start : spec.stop]
     seconds: dict[str, float] = {"decode": 0.0}
     collected: dict[str, list[dict[str, Any]]] = {t: [] for t in pipe.tables}
+    row_parts: dict[str, list[np.ndarray]] = {name: [] for name in pipe.row_arrays}
+    row_attrs: dict[str, dict[str, Any]] = {}
     zarr_url = layout.zarr(spec.game_id, spec.version)
     pos = spec.start
     t0 = time.perf_counter()
@@ -253,6 +290,9 @@ def process_chunk(
         seconds["write"] = seconds.get("write", 0.0) + time.perf_counter() - t1
         for name, rows in batch.tables.items():
             collected[name].append(rows)
+        for name, values in batch.row_arrays.items():
+            row_parts[name].append(values)
+            row_attrs[name] = batch.array_attrs.get(name, {})
         pos += b
         t0 = time.perf_counter()
     if pos != spec.stop:
@@ -263,8 +303,20 @@ def process_chunk(
     t1 = time.perf_counter()
     rows_written: dict[str, int] = {}
     fps_native = spec.video.fps
+    for name, table in pipe.row_arrays.items():
+        if not row_parts[name]:
+            raise RuntimeError(f"chunk {spec.chunk} of {spec.game} half {spec.half}: no rows of array {name!r} were "
+                               f"put (a stage that writes it must put it in every batch, with 0 rows if need be)")
+        values = np.concatenate(row_parts[name])
+        zarr_io.write_row_part(zarr_url, spec.half, name, spec.chunk, values, contract.array_contract(name).dtype,
+                               row_attrs.get(name), so)
+        n_rows = sum(len(p["frame"]) for p in collected[table])
+        if n_rows != len(values):
+            raise RuntimeError(f"chunk {spec.chunk}: array {name!r} has {len(values)} rows, table {table!r} {n_rows}")
     for name, parts in collected.items():
         merged = _concat_rows(parts)
+        if name in pipe.row_arrays.values():  # the row's index in the chunk's part; offset when the half is assembled
+            merged["row"] = np.arange(len(merged["frame"]), dtype=np.int32)
         merged["t"] = _row_times(merged["frame"], indices, spec.start, fps_native)
         rows_written[name] = tables.write_part(
             layout, name, spec.game_id, spec.game, spec.half, spec.chunk, merged, so, spec.version

@@ -181,8 +181,8 @@ def resolve_weights(name: str, path: str | Path | None = None) -> Path:
         return p
     p = shipped_path(name)
     if not p.is_file():
-        raise WeightsLoadError(f"{name}: no shipped weights at {p}; train them (`matchflow train detector`) "
-                               "or give a weights file")
+        trainer = "matchflow train reid" if name.startswith("reid_") else "matchflow train detector"
+        raise WeightsLoadError(f"{name}: no shipped weights at {p}; train them (`{trainer}`) or give a weights file")
     expected = REGISTRY[name][1]
     digest = sha256_file(p)
     if digest != expected:

@@ -101,15 +101,18 @@ PLAYER_CLASSES = ("player", "goalkeeper", "referee", "other")
 
 @dataclass(frozen=True)
 class ArrayContract:
-    """A frame-aligned Zarr array of a half, stored at ``arrays/<game_id>.zarr/<half>/<name>``.
+    """A Zarr array of a half, stored at ``arrays/<game_id>.zarr/<half>/<name>``.
 
-    ``name`` ending in ``_`` is a family (``features_`` holds ``features_<backbone>``); ``shape`` names the
-    axes, the sampled frame first; ``dtype`` is the stored type."""
+    Frame-aligned (``rows_of`` None): the sampled frame is the first axis. Row-aligned (``rows_of`` a table): one
+    row per row of that table in the half, which points to it with its ``row`` column. ``name`` ending in ``_``
+    is a family (``features_`` holds ``features_<backbone>``); ``shape`` names the axes; ``dtype`` is the stored
+    type."""
 
     name: str
     shape: str
     dtype: str
     description: str
+    rows_of: str | None = None
 
     def matches(self, array: str) -> bool:
         """Whether ``array`` is this array (or, for a family, one of its members)."""
@@ -122,6 +125,9 @@ ARRAYS: tuple[ArrayContract, ...] = (
     ArrayContract("features_", "(T, D)", "float16", "feature vector of a top view (penultimate layer of the backbone)"),
     ArrayContract("masks", "(T, H', W')", "int16",
                   "player instance ids (`det + 1`, 0 background) on the decoder's grid; attributes give its scale"),
+    ArrayContract("reid", "(N, D)", "float16",
+                  "re-identification embedding of each `reid` table row (L2-normalised); attributes name the model",
+                  rows_of="reid"),
 )
 
 
@@ -179,7 +185,11 @@ def describe() -> str:
         lines += [f"### `{name}`", "", "| column | type | nullable |", "| --- | --- | --- |"]
         lines += [f"| `{f.name}` | {f.type} | {'yes' if f.nullable else 'no'} |" for f in sch]
         lines.append("")
-    lines += ["## Arrays", "", "| name | shape | dtype | what |", "| --- | --- | --- | --- |"]
+    lines += ["## Arrays", "",
+              "Frame-aligned arrays have the sampled frame first (T: the half's sampled frames). A row-aligned array",
+              "(shape (N, ...)) has one row per row of its table in the half, which names it in its `row` column; it",
+              "is assembled once every chunk of the half is written.", "",
+              "| name | shape | dtype | what |", "| --- | --- | --- | --- |"]
     lines += [f"| `{a.name}{'<backbone>' if a.name.endswith('_') else ''}` | {a.shape} | {a.dtype} | {a.description} |"
               for a in ARRAYS]
     lines += ["", f"Player classes (`players.cls`): {', '.join(PLAYER_CLASSES)}.", ""]

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from matchflow.storage.arrays import ArraySpec
+from matchflow.storage.contract import array_contract
 from matchflow.video import VideoInfo
 
 IMAGE = "image"
@@ -71,6 +72,7 @@ class Batch:
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     array_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    row_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     _allowed: frozenset[str] = frozenset()
     _stage: str = ""
 
@@ -112,6 +114,24 @@ class Batch:
         if len(values) != len(self):
             raise StageContractError(f"stage {self._stage!r}: array {name!r} has {len(values)} frames, expected {len(self)}")
         self.arrays[name] = values
+        self.array_attrs[name] = dict(attrs or {})
+
+
+    def put_row_array(self, name: str, values: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
+        """Set a row-aligned array (one row per row its table got in this batch, in the same order; see
+        :class:`matchflow.storage.contract.ArrayContract`). The table's ``row`` column is filled by the pipeline:
+        the index of each row in the half's array."""
+        self._check(f"arrays/{name}")
+        table = array_contract(name).rows_of
+        if table is None:
+            raise StageContractError(f"stage {self._stage!r}: array {name!r} is frame-aligned (use put_array)")
+        if table not in self.tables:
+            raise StageContractError(f"stage {self._stage!r}: array {name!r} has one row per {table!r} row; put the "
+                                     "rows first")
+        n = len(self.tables[table]["frame"])
+        if len(values) != n:
+            raise StageContractError(f"stage {self._stage!r}: array {name!r} has {len(values)} rows, {table!r} {n}")
+        self.row_arrays[name] = values
         self.array_attrs[name] = dict(attrs or {})
 
 

@@ -22,6 +22,7 @@ from matchflow.stages.features import FeaturesStage
 from matchflow.stages.frames import FramesStage
 from matchflow.stages.graph import GraphStage
 from matchflow.stages.localization import LocalizationStage
+from matchflow.stages.reid import ReidStage
 from matchflow.stages.topview import TopviewStage
 
 ENTRY_POINT_GROUP = "matchflow.stages"
@@ -29,7 +30,7 @@ ENTRY_POINT_GROUP = "matchflow.stages"
 BUILTIN: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (FramesStage, CalibrationStage, DetectionStage, LocalizationStage, GraphStage, TopviewStage,
-                FeaturesStage)
+                FeaturesStage, ReidStage)
 }
 
 
