@@ -395,6 +395,78 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reid_set(kind: str, path: str, split: str, input_size: tuple[int, int] = (256, 128)):  # type: ignore[no-untyped-def]
+    from matchflow.training.reid.data import read_soccernet_reid, read_synthetic_reid
+
+    if kind == "synthetic":
+        return read_synthetic_reid(path, input_size)
+    return read_soccernet_reid(path, split, input_size)
+
+
+def cmd_train_reid(args: argparse.Namespace) -> int:
+    _route_prefect_logs("train-reid")  # before anything imports Prefect
+    from matchflow.models.weights import WeightsLoadError
+    from matchflow.training.reid.data import DatasetError
+
+    if _cuda_missing(args.device):
+        return 2
+    sources = {k: v for k, v in (("synthetic", args.synthetic), ("soccernet", args.soccernet)) if v}
+    if not sources:
+        print("error: give at least one of --synthetic, --soccernet", file=sys.stderr)
+        return 2
+    for name, path in sources.items():
+        if not Path(path).is_dir():
+            print(f"error: --{name} {path}: no such folder", file=sys.stderr)
+            return 2
+    config = {"steps": args.steps, "identities": args.identities, "per_identity": args.per_identity, "lr": args.lr,
+              "seed": args.seed, "backbone": args.backbone, "checkpoint_every": args.checkpoint_every}
+    from matchflow.training.reid.train import ReidTrainConfig
+
+    try:
+        ReidTrainConfig(**config)  # checked before the server and the data
+    except ValueError as exc:
+        _error(exc)
+        return 2
+    from matchflow.flows.train_reid import train_reid_flow
+    from matchflow.prefect_env import local_api
+
+    try:
+        evaluation = _reid_set("synthetic", args.eval_synthetic, "") if args.eval_synthetic else None
+        with local_api():
+            report = train_reid_flow(args.out, sources, config, device=args.device, segment=args.segment,
+                                     evaluation=evaluation)
+    except (ValueError, WeightsLoadError, DatasetError) as exc:
+        _error(exc)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    print(json.dumps({k: report.get(k) for k in ("weights", "sha256", "steps", "evaluation")}, indent=1, default=str))
+    return 0
+
+
+def cmd_eval_reid(args: argparse.Namespace) -> int:
+    from matchflow.models.reid.embedder import Embedder
+    from matchflow.models.weights import WeightsLoadError
+    from matchflow.storage import fs
+    from matchflow.training.reid.data import DatasetError
+    from matchflow.training.reid.evaluate import evaluate_reid
+
+    if _cuda_missing(args.device):
+        return 2
+    try:
+        embedder = Embedder(args.model, args.weights, device=args.device)
+        report = evaluate_reid(embedder, _reid_set(args.kind, args.data, args.split))
+    except (ValueError, WeightsLoadError, DatasetError) as exc:
+        _error(exc)
+        return 2
+    text = json.dumps(report, indent=1, default=str)
+    print(text)
+    if args.json:
+        fs.write_bytes_atomic(fs.normalize(args.json), text.encode())
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from matchflow.config import ConfigError, load_config
     from matchflow.html_report import build_report
@@ -561,6 +633,20 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--json", help="also write the report as JSON to this file")
     ed.set_defaults(func=cmd_eval_detector)
 
+    er = ev_sub.add_parser("reid", help="rank-1 and mAP of a re-identification model, action-scoped matching")
+    er.add_argument("data", help="a `matchflow synth-detection` folder (version 2) or a SoccerNet-ReID root")
+    er.add_argument("--kind", default="synthetic", choices=("synthetic", "soccernet"))
+    er.add_argument("--split", default="valid", choices=("valid", "test"),
+                    help="split of a SoccerNet-ReID root (default valid; its query/ and gallery/)")
+    er.add_argument("--model", default="two-stream",
+                    choices=("two-stream", "osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25", "osnet_ibn_x1_0",
+                             "histogram"))
+    er.add_argument("--weights", help="weights file (two-stream default: the shipped ones; OSNet: a torchreid "
+                    "checkpoint, required)")
+    er.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    er.add_argument("--json", help="also write the report as JSON to this file")
+    er.set_defaults(func=cmd_eval_reid)
+
     tr = sub.add_parser("train", help="train learned models on synthetic renders")
     tr_sub = tr.add_subparsers(dest="train_command", required=True)
     tc = tr_sub.add_parser(
@@ -602,6 +688,23 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     td.add_argument("--no-eval", action="store_true", help="skip the validation metrics at the end")
     td.set_defaults(func=cmd_train_detector)
+
+    tre = tr_sub.add_parser("reid", help="the two-stream re-identification network (appearance and body parts); "
+                            "a Prefect flow")
+    tre.add_argument("--out", required=True, help="folder for checkpoints, weights and training.json")
+    tre.add_argument("--synthetic", help="a `matchflow synth-detection` folder (version 2: scenes and person ids)")
+    tre.add_argument("--soccernet", help="a SoccerNet-ReID root (its train/ split is used)")
+    tre.add_argument("--eval-synthetic", metavar="DIR", help="a held-out synth-detection folder scored at the end")
+    tre.add_argument("--steps", type=options.count, default=3000, help="training steps (default 3000)")
+    tre.add_argument("--identities", type=options.count, default=16, help="identities per batch (default 16)")
+    tre.add_argument("--per-identity", type=options.count, default=4, help="crops per identity (default 4)")
+    tre.add_argument("--lr", type=options.non_negative_float, default=3e-4, help="learning rate (default 0.0003)")
+    tre.add_argument("--seed", type=options.seed, default=0)
+    tre.add_argument("--backbone", default="resnet18", choices=("resnet18", "resnet50"))
+    tre.add_argument("--segment", type=options.count, default=500, help="steps per Prefect task (default 500)")
+    tre.add_argument("--checkpoint-every", type=options.count, default=200)
+    tre.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    tre.set_defaults(func=cmd_train_reid)
 
     d = sub.add_parser("demo", help="render a small synthetic corpus, process it with the default stages, query it "
                        "and write its HTML report")
