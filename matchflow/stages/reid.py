@@ -16,6 +16,8 @@ without people writes no rows. Parameters (``stage_params.reid``):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from matchflow.models.reid.embedder import Embedder
 
 Model = Literal["two-stream", "osnet_x1_0", "osnet_x0_75", "osnet_x0_5", "osnet_x0_25", "osnet_ibn_x1_0", "histogram"]
+#: Where the shipped two-stream weights are (registry ``reid_twostream_resnet18``), checked without importing torch.
+SHIPPED = Path(str(files("matchflow.data").joinpath("reid", "reid_twostream_resnet18.pt")))
 _BOXES = ("players.det", "players.x1", "players.y1", "players.x2", "players.y2")
 
 
@@ -38,9 +42,12 @@ class ReidParams(StageParams):
     batch_size: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
-    def _osnet_needs_weights(self) -> ReidParams:
+    def _weights_exist(self) -> ReidParams:
         if self.model.startswith("osnet") and not self.weights:
             raise ValueError(f"model {self.model} needs `weights`, a torchreid checkpoint (none ships)")
+        if self.model == "two-stream" and not self.weights and not SHIPPED.is_file():
+            raise ValueError("model two-stream: no weights ship with this installation "
+                             f"({SHIPPED}); give `weights` (a file of `matchflow train reid`), or model histogram")
         return self
 
 
