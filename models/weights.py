@@ -161,6 +161,11 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "deepsportlab/deepsportlab_mobilenetv2.pt",
         "bd30048ed3e38c92db2dc1b0032d25dc2d098fcd509a260de73cbbae12f3f342",
     ),
+    # the two-stream re-identification network (ResNet-18 appearance stream), float16 (matchflow/data/reid/README.md)
+    "reid_twostream_resnet18": (
+        "reid/reid_twostream_resnet18.pt",
+        "f273efb5d05c42161522dc915eb00856dff4ad70e9dcc66004f3d2f83fd176eb",
+    ),
 }
 
 

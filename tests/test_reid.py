@@ -162,3 +162,17 @@ def test_reid_stage_in_the_flow(tmp_path, prefect_api):
     _, images = next(iter(iter_frames(str(video), idx, 1)))
     again = Embedder("osnet_x0_25", SHARED_OSNET).embed(images[0], boxes)
     np.testing.assert_allclose(vectors[[r[2] for r in frame0]], again, atol=2e-2)
+
+
+def test_shipped_two_stream_weights_load_with_their_checksum():
+    from matchflow.models.weights import REGISTRY
+
+    emb = Embedder()  # the default: two-stream, shipped weights
+    assert emb.model == "two-stream" and emb.sha256 == REGISTRY["reid_twostream_resnet18"][1]
+    assert emb.dim == 512 and tuple(emb.input_size) == (128, 64)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    boxes = np.array([[100, 100, 130, 170], [300, 80, 330, 160]], np.float64)
+    e = emb.embed(image, boxes)  # without keypoints: empty part maps
+    assert e.shape == (2, 512) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(e, emb.embed(image, boxes), atol=1e-6)

@@ -63,14 +63,17 @@ def load_osnet(name: str, path: str | Path) -> OSNet:
     return net
 
 
-def save_two_stream(net: TwoStreamReID, path: str | Path) -> str:
+def save_two_stream(net: TwoStreamReID, path: str | Path, half: bool = True) -> str:
     """Write the inference weights of a two-stream network (its configuration and tensors, without the training
-    classifier) to ``path``; returns their SHA-256."""
+    classifier) to ``path``; returns their SHA-256. ``half``: floating-point tensors stored as float16 (half the
+    file; :func:`load_two_stream` loads them into the float32 network)."""
     from dataclasses import asdict
 
     cfg = {**asdict(net.config), "num_classes": 0}
     cfg["input_size"] = list(cfg["input_size"])
     sd = {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if not k.startswith("classifier.")}
+    if half:
+        sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     p = Path(path)
     tmp = p.with_suffix(p.suffix + ".tmp")
     torch.save({"config": cfg, "state_dict": sd}, tmp)
