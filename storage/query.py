@@ -6,9 +6,11 @@ neither read files elsewhere (``read_csv('/etc/passwd')``) nor write any (``COPY
 load extensions.
 
 Each view covers the version of each game its manifest names. A run that redoes a game meanwhile commits a new
-version and then removes the old one's files; a query that was reading them fails to open one, and
-:func:`query` then reads the manifests again and runs the query once more, so it answers from one whole version
-of every game.
+version and then removes the old one's files. So :func:`connect` reads the manifests before and after listing
+the files, and lists again when a game's version changed in between (else it could list a version whose files
+were just removed, and miss the game); and a query that was reading files when they were removed fails to open
+one, and :func:`query` then reads the manifests again and runs the query once more. It answers from one whole
+version of every game.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ def connect(out: str, storage_options: dict[str, Any] | None = None) -> duckdb.D
     Each view has the table's contract columns plus ``game_id``; tables no stage wrote are empty views.
     """
     layout = OutputLayout.at(out)
-    versions = committed_versions(layout, storage_options)
+    for _ in range(RETRIES + 1):  # the files listed must belong to the versions the manifests name throughout
+        versions = committed_versions(layout, storage_options)
+        datasets = {table: committed_dataset(layout, table, versions, storage_options) for table in TABLES}
+        if committed_versions(layout, storage_options) == versions:
+            break
     con = duckdb.connect()
-    for table in TABLES:
-        ds = committed_dataset(layout, table, versions, storage_options)
+    for table, ds in datasets.items():
         con.register(f"_arrow_{table}", ds)
         con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM "_arrow_{table}"')
     for setting in ("autoinstall_known_extensions = false", "autoload_known_extensions = false",

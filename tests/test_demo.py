@@ -39,6 +39,9 @@ def test_demo_runs_the_default_preset_and_ends_with_the_report(tmp_path):
     db = connect(str(out))
     positions = db.execute("SELECT count(*) FROM players WHERE on_field AND pitch_x IS NOT NULL").fetchone()[0]
     assert positions > 0
+    # every detected person has a re-identification embedding
+    assert db.execute("SELECT count(*) FROM reid").fetchone()[0] == \
+        db.execute("SELECT count(*) FROM players").fetchone()[0] > 0
     # the report is written and its path is the last line
     last = res.stdout.strip().splitlines()[-1]
     report = out / "report.html"
