@@ -81,7 +81,7 @@ def test_a_game_level_stage_runs_once_per_half_over_all_its_chunks(corpus, tmp_p
     out = tmp_path / "out"
     cfg = PipelineConfig(workers=2, chunk_frames=2, batch_frames=2, retries=0, memory_limit="3GiB",
                          stages=["frames", "detection", LINK],
-                         stage_params={"detection": {"input_height": 360}})
+                         stage_params={"detection": {"input_height": 360}, "box_link": {"min_iou": 0.1}})
     summary = run_corpus(str(corpus), str(out), cfg)
     assert not summary.failed and len(summary.committed) == 1
     assert summary.stage_seconds["box_link"] > 0
@@ -92,7 +92,7 @@ def test_a_game_level_stage_runs_once_per_half_over_all_its_chunks(corpus, tmp_p
         p = players[players.half == half]
         assert p.frame.nunique() == 6  # 3 s at 2 fps: three chunks of two frames
         # the tracks the stage wrote are those of the whole half linked in order, across the chunk borders
-        expected = link_boxes(p.frame.to_numpy(), p[["x1", "y1", "x2", "y2"]].to_numpy(np.float64), 0.3)
+        expected = link_boxes(p.frame.to_numpy(), p[["x1", "y1", "x2", "y2"]].to_numpy(np.float64), 0.1)
         np.testing.assert_array_equal(p.track.to_numpy(), expected)
         assert p.groupby("track").frame.nunique().max() > 2  # some track spans more than one chunk
     manifest = json.loads(next((out / "manifests").glob("*.json")).read_text())

@@ -213,3 +213,55 @@ def test_cli_renders_a_dataset(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # a bad option: one line, exit 2, before any work
         cli_main(["synth-detection", str(tmp_path / "e"), "--frames", "0"])
     assert exit_.value.code == 2 and "--frames" in capsys.readouterr().err and not (tmp_path / "e").exists()
+
+
+def test_persons_have_team_unique_shirt_numbers(dataset):
+    out, _ = dataset
+    for label in _labels(out):
+        by_team: dict[int, list[int]] = {}
+        for p in label["persons"]:
+            by_team.setdefault(p["team"], []).append(p["number"])
+            if p["class"] == "goalkeeper":
+                assert p["number"] == 1
+        for team, numbers in by_team.items():
+            if team >= 0:
+                assert len(set(numbers)) == len(numbers) and all(1 <= n <= 99 for n in numbers)
+            else:
+                assert numbers == [0] * len(numbers)
+
+
+def _draw_big_figure(looks, heading: float, fill: int | None = None) -> np.ndarray:
+    """A 1.8 m figure facing ``heading`` drawn 300 px tall, seen from -y (the camera looks toward +y)."""
+    from matchflow.synth.figure import draw_figure
+
+    j = figure_joints(np.zeros((1, 2)), np.array([heading]), np.zeros(1), np.zeros(1), np.array([1.8]))[0]
+    px_per_m = 300 / 1.8
+    pts = np.stack([200 + j[:, 0] * px_per_m, 350 + j[:, 2] * px_per_m], axis=1)
+    image = np.zeros((400, 400) if fill is not None else (400, 400, 3), np.uint8)
+    draw_figure(image, pts, (0, 0), px_per_m, 1.8, looks, left_is_far=False, fill=fill)
+    return image
+
+
+def test_shirt_number_is_drawn_big_on_the_back_small_on_the_chest_and_not_in_the_mask():
+    from matchflow.synth.figure import Looks
+
+    plain = Looks(shirt=(40, 40, 200), shorts=(250, 250, 250), socks=(40, 40, 200), skin=(120, 160, 215),
+                  hair=(20, 20, 25))
+    numbered = Looks(**{**plain.__dict__, "number": 88})
+    assert numbered.number_colour == (245, 245, 245)  # white on a dark red shirt
+    # heading +y: the back faces the camera at -y; heading -y: the chest does
+    for heading, back in ((np.pi / 2, True), (-np.pi / 2, False)):
+        a, b = _draw_big_figure(plain, heading), _draw_big_figure(numbered, heading)
+        changed = np.argwhere(np.any(a != b, axis=2))
+        assert len(changed), "the number is not drawn"
+        px = b[changed[:, 0], changed[:, 1]].astype(int)
+        # on the shirt, in white (anti-aliased)
+        assert np.mean(px[:, 0] > 40) > 0.99 and np.count_nonzero(px.min(axis=1) > 200) > 20
+        area = len(changed)
+        if back:
+            back_area = area
+        else:
+            assert 0 < area < back_area / 2
+    # masks keep the silhouette only
+    np.testing.assert_array_equal(_draw_big_figure(plain, np.pi / 2, fill=1),
+                                  _draw_big_figure(numbered, np.pi / 2, fill=1))

@@ -41,7 +41,7 @@ from .video import H264Writer
 
 __all__ = ["synthesize_corpus", "render_half", "HalfJob", "GENERATOR_VERSION", "FRAMES_SCHEMA", "PLAYERS_SCHEMA"]
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # 3: shirt numbers, and skin, hair, boots and sleeves vary per person
 CAMERA_SPLITS = ("all", "dictionary", "heldout")
 SEASON = "2026-2027"
 LEAGUE = "synthetic"
@@ -155,7 +155,7 @@ def render_half(job: HalfJob) -> dict:
         "first_frame_camera": camera_to_soccernet_dict(cameras[0]),
         "cutaway_shots": [c.as_dict() for c in cutaways],
         "persons": [
-            {"person": p.person, "team": p.team, "role": p.role, "height_m": round(p.height, 3)} for p in play.persons
+            {"person": p.person, "team": p.team, "role": p.role, "number": p.number, "height_m": round(p.height, 3)} for p in play.persons
         ],
         "seconds": time.perf_counter() - start,
     }

@@ -11,10 +11,10 @@ Layout of ``OUT_DIR``:
 - ``masks/000000.png``: uint16 instance map of what is seen at each pixel: 0 background (grass, stands,
   goals, the score overlay), i + 1 the i-th person of the frame's label list, 65535 the ball.
 - ``labels/000000.json``: ``{"width", "height", "scene", "persons": [{"box": [x1, y1, x2, y2], "class",
-  "person", "team", "keypoints": [[x, y, v] * 17]}], "ball": {"x", "y", "radius"} | null}``. ``scene``: the job
+  "person", "team", "number", "keypoints": [[x, y, v] * 17]}], "ball": {"x", "y", "radius"} | null}``. ``scene``: the job
   (stadium, teams, play) the frame was filmed in; ``person``: the person's id in that scene's play (the same
   person in every frame of the scene: identities for re-identification, valid within a scene only); ``team``:
-  0, 1, or -1 for the referee.
+  0, 1, or -1 for the referee; ``number``: the shirt number (0 for the referee).
 - ``dataset.json``: generator version, seed, frame count, size, camera split, and a description.
 
 Pixels follow OpenCV's convention (x right, y down, the centre of the top-left pixel at (0, 0)). A box is
@@ -64,7 +64,7 @@ __all__ = [
     "GENERATOR_VERSION", "BALL_INSTANCE", "PERSON_CLASSES",
 ]
 
-GENERATOR_VERSION = "2"  # 2: labels name the scene, and each person's id and team
+GENERATOR_VERSION = "3"  # 2: labels name the scene, each person's id and team; 3: shirt numbers, varied looks
 CAMERA_SPLITS = ("all", "dictionary", "heldout")
 BALL_INSTANCE = 65535  # the ball's value in the uint16 mask PNGs
 _FRAMES_PER_JOB = 8  # frames filmed from one stadium and play
@@ -241,6 +241,7 @@ def _render_job(job: _Job) -> dict:
                 "class": person.role,
                 "person": int(person.person),
                 "team": int(person.team),
+                "number": int(person.number),
                 "keypoints": [[round(float(x), 2), round(float(y), 2), int(v)] for x, y, v in kps],
             })
             lut[k + 1] = len(persons)

@@ -6,12 +6,12 @@ less the boot's half thickness), faces ``heading`` (radians on the grass) and le
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-__all__ = ["JOINTS", "figure_joints", "draw_figure", "figure_extent"]
+__all__ = ["JOINTS", "Looks", "figure_joints", "draw_figure", "figure_extent"]
 
 JOINTS = [
     "head", "neck", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist", "pelvis",
@@ -24,6 +24,31 @@ _W_UPPER_ARM, _W_FOREARM, _W_THIGH, _W_SHIN, _W_BOOT, _W_TORSO_DEPTH = 0.05, 0.0
 _HEAD_RADIUS = 0.066
 _SHIFT = 3
 _ONE = 1 << _SHIFT
+_MIN_NUMBER_PX = 6.0  # torso width in pixels below which no shirt number is drawn
+
+BGR = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Looks:
+    """How a figure is drawn: part colours (BGR), the shirt ``number`` (0: none; big on the back, small on the
+    chest), sleeves down to the wrists or not, and a hair style ("short", "long", "shaved")."""
+
+    shirt: BGR
+    shorts: BGR
+    socks: BGR
+    skin: BGR
+    hair: BGR
+    boots: BGR = (25, 25, 25)
+    number: int = 0
+    long_sleeves: bool = False
+    hair_style: str = "short"
+
+    @property
+    def number_colour(self) -> BGR:
+        """White on dark shirts, near black on light ones."""
+        b, g, r = self.shirt
+        return (245, 245, 245) if 0.114 * b + 0.587 * g + 0.299 * r < 140 else (20, 20, 20)
 
 
 def figure_joints(
@@ -98,13 +123,14 @@ def draw_figure(
     origin: tuple[int, int],
     px_per_m: float,
     height: float,
-    colours: Mapping[str, tuple[int, ...]] | int,
+    looks: Looks,
     left_is_far: bool,
+    fill: int | None = None,
 ) -> None:
     """Draw a figure from its projected joints ``points`` (len(JOINTS), 2) pixels into ``image`` whose
-    top-left pixel is ``origin`` in the frame. ``colours`` maps shirt, shorts, socks, skin, hair, boots to BGR,
-    or is one value for every part (masks). Anti-aliased when drawing colours."""
-    aa = cv2.LINE_8 if isinstance(colours, int) else cv2.LINE_AA
+    top-left pixel is ``origin`` in the frame, with its :class:`Looks`; with ``fill``, its silhouette in that
+    one value (masks: same outline, no number, not anti-aliased)."""
+    aa = cv2.LINE_8 if fill is not None else cv2.LINE_AA
     p = points - np.asarray(origin, dtype=float)
     fixed = [tuple(v) for v in np.round(p * _ONE).astype(np.int64).tolist()]
 
@@ -112,7 +138,7 @@ def draw_figure(
         return int(round(q[0] * _ONE)), int(round(q[1] * _ONE))
 
     def colour(part: str) -> tuple[int, ...] | int:
-        return colours if isinstance(colours, int) else colours[part]
+        return fill if fill is not None else getattr(looks, part)
 
     def width(frac: float) -> int:
         return max(1, int(round(frac * height * px_per_m)))
@@ -122,7 +148,7 @@ def draw_figure(
 
     def arm(s: str) -> None:
         limb(f"{s}_shoulder", f"{s}_elbow", _W_UPPER_ARM, "shirt")
-        limb(f"{s}_elbow", f"{s}_wrist", _W_FOREARM, "skin")
+        limb(f"{s}_elbow", f"{s}_wrist", _W_FOREARM, "shirt" if looks.long_sleeves else "skin")
 
     def leg(s: str) -> None:
         limb(f"{s}_hip", f"{s}_knee", _W_THIGH, "skin")
@@ -142,13 +168,43 @@ def draw_figure(
     chest = 0.5 * (p[_J["l_shoulder"]] + p[_J["r_shoulder"]])
     pelvis = p[_J["pelvis"]]
     cv2.line(image, _px(chest), _px(0.8 * pelvis + 0.2 * chest), colour("shirt"), width(_W_TORSO_DEPTH), aa, _SHIFT)
+    if fill is None and looks.number:
+        _draw_number(image, p, looks)
     arm(near)
     r = max(1.0, _HEAD_RADIUS * height * px_per_m)
     head = p[_J["head"]]
     neck = p[_J["neck"]]
     cv2.line(image, _px(neck), _px(0.5 * (neck + head)), colour("skin"), width(0.05), aa, _SHIFT)
     cv2.circle(image, _px(head), int(round(r * _ONE)), colour("skin"), -1, aa, _SHIFT)
-    if r >= 2.0:
+    if r >= 2.0 and looks.hair_style != "shaved":
         axes = (int(round(r * 1.05 * _ONE)), int(round(r * 0.75 * _ONE)))
         top = _px(head - np.array([0.0, 0.3 * r]))
         cv2.ellipse(image, top, axes, 0.0, 180.0, 360.0, colour("hair"), -1, aa, _SHIFT)
+        if looks.hair_style == "long":  # down the sides of the head to the jaw
+            around = (int(round(r * 1.02 * _ONE)),) * 2
+            cv2.ellipse(image, _px(head), around, 0.0, 160.0, 380.0, colour("hair"), -1, aa, _SHIFT)
+
+
+def _draw_number(image: np.ndarray, p: np.ndarray, looks: Looks) -> None:
+    """The shirt number on the torso of projected joints ``p`` (pixels, image-local): big on the back, small
+    and high on the chest, none when the torso is seen edge-on or too small to hold it."""
+    l_sh, r_sh, l_hip, r_hip = (p[_J[k]] for k in ("l_shoulder", "r_shoulder", "l_hip", "r_hip"))
+    across = l_sh - r_sh  # the figure's right shoulder to its left one
+    up = 0.5 * (l_sh + r_sh) - 0.5 * (l_hip + r_hip)
+    span = float(abs(across[0]))
+    if span < _MIN_NUMBER_PX or np.linalg.norm(up) < _MIN_NUMBER_PX:
+        return
+    # seen from the front, the figure's left shoulder is on the image's right (upright: up points to -y)
+    front = float(across[0] * up[1] - across[1] * up[0]) < 0
+    text = str(looks.number)
+    share = 0.45 if front else 0.65  # of the shoulder width the number spans
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), _ = cv2.getTextSize(text, font, 1.0, 2)
+    scale = min(share * span / tw, (0.25 if front else 0.45) * float(np.linalg.norm(up)) / th)
+    thickness = max(1, int(round(scale * 2.2)))
+    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+    centre = 0.5 * (l_sh + r_sh) - (0.3 if front else 0.45) * up
+    if front:  # on the wearer's left chest, which faces the image's right
+        centre = centre + 0.2 * across
+    org = (int(round(centre[0] - tw / 2)), int(round(centre[1] + th / 2)))
+    cv2.putText(image, text, org, font, scale, looks.number_colour, thickness, cv2.LINE_AA)

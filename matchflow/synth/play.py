@@ -13,7 +13,7 @@ import numpy as np
 
 from .stadium import REFEREE_KIT, Kit, Team
 
-__all__ = ["Person", "HalfPlay", "simulate_half", "BALL_RADIUS", "MAX_SPEED"]
+__all__ = ["Person", "HalfPlay", "simulate_half", "BALL_RADIUS", "MAX_SPEED", "HAIR_STYLES"]
 
 BALL_RADIUS = 0.11
 MAX_SPEED = 8.0
@@ -30,14 +30,23 @@ _FORMATIONS: dict[str, list[tuple[float, float]]] = {
     "3-5-2": [(-0.66, -0.42), (-0.7, 0.0), (-0.66, 0.42), (-0.3, -0.78), (-0.3, -0.28), (-0.36, 0.0),
               (-0.3, 0.28), (-0.3, 0.78), (0.08, -0.2), (0.1, 0.22)],
 }
-_SKIN = [(120, 160, 215), (95, 135, 190), (70, 105, 160), (50, 75, 120), (40, 55, 85)]
-_HAIR = [(20, 20, 25), (30, 45, 70), (40, 80, 130), (90, 140, 190), (25, 25, 30)]
+# skin tones (BGR) from light to dark: a person's tone is drawn between two neighbours
+_SKIN = [(150, 185, 230), (120, 160, 215), (95, 135, 190), (70, 105, 160), (50, 75, 120), (40, 55, 85), (30, 40, 60)]
+# hair colours (BGR): black, dark brown, brown, auburn, red, blond, light blond, grey
+_HAIR = [(20, 20, 25), (30, 45, 70), (40, 80, 130), (30, 60, 150), (40, 90, 190), (90, 160, 210), (150, 200, 230),
+         (150, 150, 150)]
+HAIR_STYLES = ("short", "long", "shaved")
+# boot colours (BGR): black, white, and the bright colours of modern boots
+_BOOTS = [(25, 25, 25), (235, 235, 235), (40, 230, 250), (60, 60, 230), (230, 120, 40), (200, 60, 210),
+          (70, 200, 70), (20, 140, 250)]
 
 
 @dataclass(frozen=True)
 class Person:
     """Someone on the pitch: stable id over the half, team (0, 1, -1 for the referee), role
-    ("player", "goalkeeper", "referee"), height in metres, top speed in m/s and looks (BGR)."""
+    ("player", "goalkeeper", "referee"), height in metres, top speed in m/s and looks: kit, skin, hair and
+    boot colours (BGR), shirt ``number`` (0: none), long or short sleeves and a hair style of
+    :data:`HAIR_STYLES`."""
 
     person: int
     team: int
@@ -47,6 +56,10 @@ class Person:
     kit: Kit
     skin: tuple[int, int, int]
     hair: tuple[int, int, int]
+    number: int = 0
+    boots: tuple[int, int, int] = (25, 25, 25)
+    long_sleeves: bool = False
+    hair_style: str = "short"
 
 
 @dataclass
@@ -72,26 +85,39 @@ class HalfPlay:
         return len(self.ball)
 
 
+def _looks(rng: np.random.Generator) -> dict:
+    """Skin, hair and boots of one person, drawn from ``rng``: what tells teammates apart besides the number."""
+    i = float(rng.uniform(0, len(_SKIN) - 1))
+    lo = _SKIN[int(i)]
+    hi = _SKIN[min(int(i) + 1, len(_SKIN) - 1)]
+    skin = tuple(int(round(a + (i - int(i)) * (b - a))) for a, b in zip(lo, hi, strict=True))
+    style = HAIR_STYLES[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
+    return {
+        "skin": skin, "hair": _HAIR[int(rng.integers(len(_HAIR)))], "hair_style": style,
+        "boots": _BOOTS[int(rng.integers(len(_BOOTS)))], "long_sleeves": bool(rng.random() < 0.2),
+    }
+
+
 def _people(rng: np.random.Generator, teams: tuple[Team, Team]) -> list[Person]:
+    # looks come from their own stream, so the play drawn from ``rng`` does not depend on them
+    looks = rng.spawn(1)[0]
     out: list[Person] = []
     for t, team in enumerate(teams):
+        numbers = [1] + [int(n) + 2 for n in looks.choice(98, 10, replace=False)]  # goalkeeper 1, outfield 2..99
         for k in range(11):
             gk = k == 0
-            skin = _SKIN[int(rng.integers(len(_SKIN)))]
             out.append(
                 Person(
                     person=len(out), team=t, role="goalkeeper" if gk else "player",
                     height=float(rng.uniform(1.80, 1.90) if gk else rng.uniform(1.70, 1.88)),
                     max_speed=float(6.5 if gk else rng.uniform(7.0, MAX_SPEED)),
-                    kit=team.goalkeeper_kit if gk else team.kit, skin=skin,
-                    hair=_HAIR[int(rng.integers(len(_HAIR)))],
+                    kit=team.goalkeeper_kit if gk else team.kit, number=numbers[k], **_looks(looks),
                 )
             )
+    ref = _looks(looks) | {"boots": _BOOTS[0], "long_sleeves": False}
     out.append(
-        Person(
-            person=len(out), team=-1, role="referee", height=float(rng.uniform(1.72, 1.86)), max_speed=7.0,
-            kit=REFEREE_KIT, skin=_SKIN[int(rng.integers(len(_SKIN)))], hair=_HAIR[0],
-        )
+        Person(person=len(out), team=-1, role="referee", height=float(rng.uniform(1.72, 1.86)), max_speed=7.0,
+               kit=REFEREE_KIT, **ref)
     )
     return out
 

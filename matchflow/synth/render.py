@@ -17,7 +17,7 @@ import numpy as np
 from matchflow.models.geometry.camera import PinholeCamera, clip_polygon, view_constraints
 from matchflow.models.geometry.pitch import GOAL_HEIGHT, GOAL_WIDTH, LINE_WIDTH_M, draw_polylines
 
-from .figure import draw_figure, figure_extent, figure_joints
+from .figure import Looks, draw_figure, figure_extent, figure_joints
 from .play import BALL_RADIUS, HalfPlay
 from .stadium import Stadium, Team
 from .textures import PlanarTexture, board_textures, crowd_textures, grass_texture
@@ -181,11 +181,11 @@ class FrameRenderer:
             figure_joints(play.position[f], play.heading[f], play.phase[f], speed[f], heights)
             for f in range(play.frames)
         ]
-        self.colours = [
-            {
-                "shirt": p.kit.shirt, "shorts": p.kit.shorts, "socks": p.kit.socks, "skin": p.skin,
-                "hair": p.hair, "boots": (25, 25, 25),
-            }
+        self.looks = [
+            Looks(
+                shirt=p.kit.shirt, shorts=p.kit.shorts, socks=p.kit.socks, skin=p.skin, hair=p.hair, boots=p.boots,
+                number=p.number, long_sleeves=p.long_sleeves, hair_style=p.hair_style,
+            )
             for p in play.persons
         ]
 
@@ -376,7 +376,7 @@ class FrameRenderer:
         depth_l = cam.depth(joints[[2]])[0]
         depth_r = cam.depth(joints[[3]])[0]
         local = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        draw_figure(local, pts, (x0, y0), px_per_m, height, 1, bool(depth_l > depth_r))
+        draw_figure(local, pts, (x0, y0), px_per_m, height, self.looks[k], bool(depth_l > depth_r), fill=1)
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         inside = local[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
         if not inside.any():
@@ -388,7 +388,7 @@ class FrameRenderer:
             float(min(x0 + bx + bw, w)), float(min(y0 + by + bh, h)),
         )
         roi = frame[cy0:cy1, cx0:cx1]
-        draw_figure(roi, pts, (cx0, cy0), px_per_m, height, self.colours[k], bool(depth_l > depth_r))
+        draw_figure(roi, pts, (cx0, cy0), px_per_m, height, self.looks[k], bool(depth_l > depth_r))
         ids[cy0:cy1, cx0:cx1][inside > 0] = k + 1
         return total, box, (cx0, cy0, cx1, cy1)
 
