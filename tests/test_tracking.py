@@ -1,0 +1,154 @@
+"""Tracking and teams as plain functions, on the simulated play of a synthetic half (true identities, teams and
+positions), sampled at 2 fps with detection noise, misses and camera cut-aways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matchflow.models.tracking.kalman import PitchKalman
+from matchflow.models.tracking.teams import assign_teams
+from matchflow.models.tracking.tracker import (
+    HalfDetections,
+    TrackerParams,
+    colour_features,
+    people_distances,
+    track_half,
+)
+from matchflow.synth.play import simulate_half
+from matchflow.synth.stadium import random_teams
+
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def play():
+    rng = np.random.default_rng(1)
+    teams = random_teams(rng)
+    return simulate_half(rng, teams, FPS * 90, FPS, 1.0)
+
+
+def _sample(play, *, miss: float, noise: float, cuts: bool, embeddings: float | None, seed: int = 2):
+    """Detections of every person at 2 fps: pitch positions with ``noise`` metres of error, a share ``miss`` of
+    them missed; with ``cuts``, a 2 s cut-away every 20 s (no calibration: no pitch positions, a new shot before
+    and after it). Appearance: kit colours with noise, or per-person unit vectors with ``embeddings`` noise."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list] = {k: [] for k in ("frame", "t", "pid", "pitch", "rgb", "box", "shot", "role")}
+    shot = 0
+    for k, f in enumerate(range(0, play.frames, FPS // 2)):
+        away = cuts and k % 40 in (30, 31, 32, 33)
+        if cuts and k % 40 in (30, 34):
+            shot += 1
+        for i, person in enumerate(play.persons):
+            if rng.random() < miss:
+                continue
+            xy = play.position[f, i] + rng.normal(0, noise, 2)
+            rows["frame"].append(k)
+            rows["t"].append(f / FPS)
+            rows["pid"].append(i)
+            rows["pitch"].append(np.full(2, np.nan) if away else xy)
+            rows["rgb"].append(np.clip(np.array(person.kit.shirt[::-1], float) + rng.normal(0, 12, 3), 0, 255))
+            # a close-up shows people big and elsewhere: boxes unrelated to the main camera's
+            base = np.array([20.0 + 55 * i, 100.0]) if away else xy * [12, 6] + [640, 300]
+            rows["box"].append([*base, *(base + ([50, 150] if away else [20, 50]))])
+            rows["shot"].append(shot)
+            rows["role"].append(person.role)
+    pid = np.array(rows["pid"])
+    if embeddings is None:
+        app = colour_features(np.array(rows["rgb"]))
+    else:
+        e = np.random.default_rng(5).normal(size=(len(play.persons), 64))
+        app = e[pid] / np.linalg.norm(e[pid], axis=1, keepdims=True) + rng.normal(0, embeddings / 8, (len(pid), 64))
+        app /= np.linalg.norm(app, axis=1, keepdims=True)
+    det = HalfDetections(np.array(rows["frame"]), np.array(rows["t"]), np.array(rows["box"], float),
+                         np.array(rows["pitch"], float), app, np.array(rows["shot"]))
+    return det, pid, np.array(rows["role"], dtype=object), TrackerParams(reid=embeddings is not None)
+
+
+def _purity(ids: np.ndarray, pid: np.ndarray) -> float:
+    """Share of detections whose track's majority person is theirs."""
+    return sum(np.bincount(pid[ids == t]).max() for t in np.unique(ids)) / len(ids)
+
+
+def _switches(ids: np.ndarray, pid: np.ndarray) -> int:
+    return sum(int(np.sum(np.diff(ids[pid == i]) != 0)) for i in np.unique(pid))
+
+
+def test_kalman_follows_a_running_player():
+    kf = PitchKalman(np.array([0.0, 0.0]), 0.0, noise=0.1)
+    for k in range(1, 8):
+        kf.update(np.array([5.0 * 0.5 * k, 0.0]), 0.5 * k)  # 5 m/s along x
+    mean, cov = kf.predict(4.5)
+    assert abs(mean[0] - 22.5) < 0.3 and abs(mean[1]) < 0.1 and abs(kf.x[2] - 5.0) < 0.3
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_every_detection_gets_a_track_and_good_appearance_gives_one_track_per_player(play):
+    det, pid, _, params = _sample(play, miss=0.1, noise=0.4, cuts=False, embeddings=0.7)
+    ids = track_half(det, params)
+    assert ids.dtype == np.int32 and np.all(ids >= 0)
+    assert sorted(np.unique(ids)) == list(range(len(np.unique(ids))))  # 0, 1, 2, ... in order of appearance
+    for f in np.unique(det.frame):  # one detection per track and frame
+        assert len(np.unique(ids[det.frame == f])) == np.sum(det.frame == f)
+    assert _purity(ids, pid) == 1.0 and _switches(ids, pid) == 0
+    assert len(np.unique(ids)) == len(play.persons)
+
+
+def test_kit_colours_alone_keep_most_detections_with_their_player(play):
+    det, pid, _, params = _sample(play, miss=0.0, noise=0.1, cuts=False, embeddings=None)
+    ids = track_half(det, params)
+    assert _purity(ids, pid) > 0.9
+
+
+@pytest.mark.parametrize("embeddings", [None, 0.7])
+def test_a_camera_cut_never_merges_two_players(play, embeddings):
+    det, pid, _, params = _sample(play, miss=0.05, noise=0.3, cuts=True, embeddings=embeddings)
+    ids = track_half(det, params)
+    away = np.isnan(det.pitch[:, 0])
+    assert away.any() and len(np.unique(det.shot)) > 4
+    for t in np.unique(ids):
+        shots = np.unique(det.shot[ids == t])
+        if len(shots) > 1:  # a track that crosses a cut holds one person only
+            assert len(np.unique(pid[ids == t])) == 1, f"track {t} joins players across a cut"
+    # in the close-ups, boxes are unrelated to those of the main camera: nothing is carried over by overlap
+    assert _purity(ids[away], pid[away]) == 1.0
+
+
+def test_embeddings_re_identify_players_after_a_cut_away(play):
+    det, pid, _, params = _sample(play, miss=0.05, noise=0.3, cuts=True, embeddings=0.7)
+    ids = track_half(det, params)
+    assert _purity(ids, pid) == 1.0
+    # most players keep their track through the cut-aways: far fewer tracks than one per player and shot
+    assert len(np.unique(ids)) < 0.5 * len(play.persons) * len(np.unique(det.shot))
+
+
+def test_appearance_scale_comes_from_people_of_the_same_frame(play):
+    det, _, _, params = _sample(play, miss=0.0, noise=0.1, cuts=False, embeddings=0.7)
+    low, median = people_distances(det, (0.01, 0.5))
+    assert 0 < low < median < 2
+
+
+def test_teams_split_the_kits_and_follow_the_direction_of_play(play):
+    det, pid, role, params = _sample(play, miss=0.05, noise=0.3, cuts=False, embeddings=None)
+    ids = track_half(det, params)
+    truth = np.array([play.persons[i].team for i in pid])
+    players = role == "player"
+    for half in (1, 2):
+        teams = assign_teams(ids, det.appearance, det.pitch[:, 0], np.ones(len(ids), bool), role, half)
+        team = teams.of_rows(ids)
+        # this play has team 0 attacking toward +x: in half 1 it is team 0, in half 2 (ends swapped) it is not
+        expected = truth if half == 1 else 1 - truth
+        assert np.mean(team[players] == expected[players]) > 0.97
+        assert set(teams.role) <= {"player", "goalkeeper", "referee", "other"}
+        referee_rows = role == "referee"
+        assert np.mean(team[referee_rows] == -1) > 0.9
+
+
+def test_people_off_the_field_have_no_team(play):
+    det, pid, role, params = _sample(play, miss=0.0, noise=0.1, cuts=False, embeddings=None)
+    ids = track_half(det, params)
+    off = np.isin(pid, [3, 14])
+    teams = assign_teams(ids, det.appearance, det.pitch[:, 0], ~off, role, 1)
+    team = teams.of_rows(ids)
+    assert np.all(team[off & (np.bincount(ids)[ids] > 5)] == -1)
+    assert set(teams.role[np.isin(teams.track, ids[off])]) >= {"other"}
