@@ -294,6 +294,22 @@ def cmd_eval_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_tracking(args: argparse.Namespace) -> int:
+    from matchflow.evaluation import EvaluationError
+    from matchflow.storage import fs
+    from matchflow.tracking_evaluation import evaluate_tracking, format_tracking_report
+
+    try:
+        report = evaluate_tracking(args.out, args.ground_truth, args.min_visible)
+    except EvaluationError as exc:
+        _error(exc)
+        return 2
+    print(format_tracking_report(report))
+    if args.json:
+        fs.write_bytes_atomic(fs.normalize(args.json), json.dumps(report, indent=2).encode())
+    return 0
+
+
 def _cuda_missing(device: str) -> bool:
     """True (after saying so) when ``device`` is cuda and torch sees no CUDA device."""
     if device != "cuda":
@@ -632,6 +648,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="working height in pixels (default: the detection stage's, 720)")
     ed.add_argument("--json", help="also write the report as JSON to this file")
     ed.set_defaults(func=cmd_eval_detector)
+
+    et = ev_sub.add_parser("tracking", help="HOTA, DetA, AssA, IDF1, MOTA, ID switches (TrackEval), team accuracy "
+                           "and role recall against a synthetic corpus's persistent identities")
+    et.add_argument("out", help="output root of a run with the tracking (and teams) stages")
+    et.add_argument("ground_truth", help="synthetic corpus folder holding <half>_gt_players.parquet files")
+    et.add_argument("--min-visible", type=options.fraction, default=0.3,
+                    help="true people count when at least this share of their body is seen (default 0.3)")
+    et.add_argument("--json", help="also write the report as JSON to this file")
+    et.set_defaults(func=cmd_eval_tracking)
 
     er = ev_sub.add_parser("reid", help="rank-1 and mAP of a re-identification model, action-scoped matching")
     er.add_argument("data", help="a `matchflow synth-detection` folder (version 2) or a SoccerNet-ReID root")

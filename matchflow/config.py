@@ -25,7 +25,8 @@ EXECUTION_FIELDS = frozenset(
 #: The stages each sport runs when the configuration lists none, in order: every stage the product has that
 #: makes sense for the sport. Basketball has no pitch model: its frames get detection, not calibration.
 PRESETS: dict[str, tuple[str, ...]] = {
-    "soccer": ("frames", "calibration", "detection", "localization", "graph", "topview", "features", "reid"),
+    "soccer": ("frames", "calibration", "detection", "localization", "graph", "topview", "features", "reid", "tracking",
+               "teams"),
     "basketball": ("frames", "detection"),
 }
 Sport = Literal["soccer", "basketball"]

@@ -21,7 +21,7 @@ from matchflow.pipeline import Pipeline, worker_pipeline
 from matchflow.stages.base import HalfContext, HalfData, StageContractError
 from matchflow.storage import arrays as zarr_io
 from matchflow.storage import tables
-from matchflow.storage.contract import KEY_COLUMNS
+from matchflow.storage.contract import HALF_TABLES, KEY_COLUMNS, key_columns
 from matchflow.storage.layout import OutputLayout
 from matchflow.video import VideoInfo
 
@@ -116,6 +116,19 @@ class HalfStore(HalfData):
             tables.replace_columns(self.layout, table, self.spec.game_id, self.spec.half, chunk, part,
                                    self.storage_options, self.spec.version)
             start += n
+
+
+    def put_table(self, table: str, **columns: Any) -> None:
+        if table not in HALF_TABLES:
+            raise StageContractError(f"stage {self._stage!r} wrote table {table!r} whole; only half tables "
+                                     f"({sorted(HALF_TABLES)}) are written whole, others get columns")
+        key = key_columns(table)[2]
+        for name in columns:
+            if name != key and f"{table}.{name}" not in self._writes:
+                raise StageContractError(
+                    f"stage {self._stage!r} wrote {table}.{name}, which it does not declare in `writes`")
+        tables.write_part(self.layout, table, self.spec.game_id, self.spec.game, self.spec.half, 0, columns,
+                          self.storage_options, self.spec.version)
 
 
 def assemble_row_array(spec: HalfSpec, name: str, table: str, config: PipelineConfig, layout: OutputLayout) -> None:

@@ -40,7 +40,7 @@ def _check_write(stage: str, key: str) -> None:
     table, _, column = key.partition(".")
     if table not in contract.TABLES or not column:
         raise PipelineError(f"stage {stage!r} writes {key!r}: not a contract table column (<table>.<column>)")
-    if column in contract.KEY_COLUMNS or column not in contract.columns(table):
+    if column not in contract.columns(table):
         raise PipelineError(
             f"stage {stage!r} writes {key!r}, but table {table!r} has no such column; "
             f"its columns: {contract.columns(table)}"
@@ -95,11 +95,18 @@ class Pipeline:
         frame_tables = set(self._tables(self.frame_stages))
         for st in self.game_stages:
             for key in st.writes:
-                if key.startswith("arrays/") or key.partition(".")[0] not in frame_tables:
+                table = key.partition(".")[0]
+                if key.startswith("arrays/") or (table not in frame_tables and table not in contract.HALF_TABLES):
                     raise PipelineError(
                         f"game-level stage {st.name!r} writes {key!r}: a game-level stage adds columns to the rows "
-                        f"of tables that frame-level stages create ({sorted(frame_tables)})"
+                        f"of tables that frame-level stages create ({sorted(frame_tables)}) or writes a half table "
+                        f"({sorted(contract.HALF_TABLES)})"
                     )
+        for st in self.frame_stages:
+            for key in st.writes:
+                if key.partition(".")[0] in contract.HALF_TABLES:
+                    raise PipelineError(f"frame-level stage {st.name!r} writes {key!r}: half tables are written by "
+                                        "game-level stages, once per half")
 
     @property
     def frame_stages(self) -> list[FrameStage]:

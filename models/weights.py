@@ -164,7 +164,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     # the two-stream re-identification network (ResNet-18 appearance stream), float16 (matchflow/data/reid/README.md)
     "reid_twostream_resnet18": (
         "reid/reid_twostream_resnet18.pt",
-        "f273efb5d05c42161522dc915eb00856dff4ad70e9dcc66004f3d2f83fd176eb",
+        "3b6287be00f19c2841f891c44a77ebd0a862002c5988825477f6a70d1e86d0a0",
     ),
 }
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-CONTRACT_VERSION = 1
+#: "<major>.<minor>": additions (tables, columns, arrays) bump the minor version, changes of meaning or type the
+#: major one. 1.1 added the half-level ``tracks`` table. Readers accept the major version they know.
+CONTRACT_VERSION = "1.1"
+CONTRACT_MAJOR = 1
 
 KEY_FIELDS: list[pa.Field] = [
     pa.field("game", pa.string(), nullable=False),  # the game key: folder path relative to the corpus root
@@ -96,6 +99,24 @@ TABLES: dict[str, pa.Schema] = {
     ),
 }
 
+#: Tables with one row per thing of a half rather than per sampled frame, keyed by ``game``, ``half`` and their
+#: own key column, without ``frame`` and ``t``; written by game-level stages, one file per half.
+HALF_TABLES: dict[str, pa.Schema] = {
+    "tracks": pa.schema([
+        KEY_FIELDS[0], KEY_FIELDS[1],
+        _f("track", pa.int32(), False),  # the players.track it summarises
+        _f("first_frame", pa.int32(), False),  # sampled frames
+        _f("last_frame", pa.int32(), False),
+        _f("frames", pa.int32(), False),  # detections in the track
+        _f("team", pa.int8()),
+        _f("cls", pa.dictionary(pa.int8(), pa.string())),  # the track's role: player, goalkeeper, referee, other
+        _f("pitch_x", pa.float32()),  # mean position, metres
+        _f("pitch_y", pa.float32()),
+        _f("jersey", pa.string()),
+    ]),
+}
+TABLES.update(HALF_TABLES)
+
 PLAYER_CLASSES = ("player", "goalkeeper", "referee", "other")
 
 
@@ -147,9 +168,19 @@ def schema(table: str) -> pa.Schema:
         raise KeyError(f"unknown table {table!r}; the contract has {sorted(TABLES)}") from None
 
 
+def key_columns(table: str) -> list[str]:
+    """The key columns of ``table``: the four of every frame table, or ``game``, ``half`` and the table's own key
+    (``track``) for a half table."""
+    if table in HALF_TABLES:
+        return ["game", "half", HALF_TABLES[table].names[2]]
+    schema(table)
+    return list(KEY_COLUMNS)
+
+
 def columns(table: str) -> list[str]:
-    """Column names of ``table`` beyond the four key columns."""
-    return [f.name for f in schema(table) if f.name not in KEY_COLUMNS]
+    """Column names of ``table`` beyond its key columns."""
+    keys = key_columns(table)
+    return [f.name for f in schema(table) if f.name not in keys]
 
 
 def describe() -> str:
@@ -178,7 +209,9 @@ def describe() -> str:
         "",
         "## Tables",
         "",
-        "Every table starts with the key columns " + ", ".join(f"`{c}`" for c in KEY_COLUMNS) + ".",
+        "Every table starts with the key columns " + ", ".join(f"`{c}`" for c in KEY_COLUMNS) + ", except the half",
+        "tables (" + ", ".join(f"`{t}`" for t in HALF_TABLES) + "): one row per thing of a half, keyed by `game`,",
+        "`half` and their own key, written once per half by game-level stages (file `h<half>-c00000.parquet`).",
         "",
     ]
     for name, sch in TABLES.items():
@@ -192,7 +225,12 @@ def describe() -> str:
               "| name | shape | dtype | what |", "| --- | --- | --- | --- |"]
     lines += [f"| `{a.name}{'<backbone>' if a.name.endswith('_') else ''}` | {a.shape} | {a.dtype} | {a.description} |"
               for a in ARRAYS]
-    lines += ["", f"Player classes (`players.cls`): {', '.join(PLAYER_CLASSES)}.", ""]
+    lines += ["", f"Player classes (`players.cls`): {', '.join(PLAYER_CLASSES)}.", "",
+              "Identities (written by the game-level stages `tracking` and `teams`): `players.track` is unique within",
+              "a half (0, 1, 2, ... in order of first appearance; the same number in two halves is not the same",
+              "person). `players.team` is 0 or 1, null for referees and people off the field, one team per track;",
+              "team 0 is the team attacking toward +x in the first half, and it is still team 0 in the second half,",
+              "when the teams have swapped ends (it then attacks toward -x).", ""]
     return "\n".join(lines)
 
 

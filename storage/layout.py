@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from matchflow.storage import fs
-from matchflow.storage.contract import CONTRACT_VERSION
+from matchflow.storage.contract import CONTRACT_MAJOR, CONTRACT_VERSION
 
 #: The file a run writes at the root of its output (the contract version): what tells readers a folder is an
 #: output root.
@@ -104,4 +104,17 @@ def output_root(root: str, storage_options: dict[str, Any] | None = None) -> Out
     if not (fs.exists(layout.marker(), storage_options) or fs.exists(layout.manifest_dir(), storage_options)):
         raise NotAnOutputRoot(f"{root} is not a Matchflow output root: it holds no {CONTRACT_MARKER} and no "
                               "manifests/ folder (an output root is the --out of matchflow run)")
+    if fs.exists(layout.marker(), storage_options):
+        written = json.loads(fs.read_bytes(layout.marker(), storage_options)).get("contract_version")
+        if contract_major(written) != CONTRACT_MAJOR:
+            raise NotAnOutputRoot(f"{root} was written under output contract v{written}; this version of Matchflow "
+                                  f"reads contract v{CONTRACT_MAJOR}.x (it writes v{CONTRACT_VERSION})")
     return layout
+
+
+def contract_major(version: object) -> int | None:
+    """The major number of a recorded ``contract_version`` (1 for ``1``, ``"1.1"``; None when unreadable)."""
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return None

@@ -12,7 +12,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from matchflow.storage import fs
-from matchflow.storage.contract import KEY_COLUMNS, schema
+from matchflow.storage.contract import KEY_COLUMNS, key_columns, schema
 from matchflow.storage.layout import OutputLayout, part_version
 
 PARTITIONING = pads.partitioning(pa.schema([("game_id", pa.string())]), flavor="hive")
@@ -36,13 +36,14 @@ def _column(values: Any, field: pa.Field, n: int) -> pa.Array:
 
 
 def build_table(table: str, game: str, half: int, rows: Mapping[str, Any]) -> pa.Table:
-    """A contract table from per-row columns; ``rows`` must hold ``frame`` and ``t``.
+    """A contract table from per-row columns; ``rows`` must hold the table's key columns but ``game`` and ``half``
+    (``frame`` and ``t``; ``track`` for ``tracks``).
 
     Columns of the contract missing from ``rows`` are null; a column not in the contract, or of another
     length, raises ValueError naming it.
     """
     sch = schema(table)
-    n = len(rows["frame"])
+    n = len(rows[key_columns(table)[2]])
     unknown = set(rows) - set(sch.names)
     if unknown:
         raise ValueError(f"table {table!r} has no column(s) {sorted(unknown)}; contract columns: {sch.names}")
@@ -118,7 +119,7 @@ def replace_columns(
     tbl = read_part(layout, table, game_id, half, chunk, None, storage_options, version)
     sch = schema(table)
     for name, values in columns.items():
-        if name in KEY_COLUMNS or name not in sch.names:
+        if name in key_columns(table) or name not in sch.names:
             raise ValueError(f"table {table!r} has no column {name!r} that can be replaced; columns: {sch.names}")
         if values is not None and len(values) != tbl.num_rows:
             raise ValueError(f"table {table!r} column {name!r} has {len(values)} rows, expected {tbl.num_rows}")

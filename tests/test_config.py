@@ -7,7 +7,8 @@ def test_defaults_follow_soccernet_sampling():
     cfg = PipelineConfig()
     assert cfg.fps == 2.0
     assert cfg.sport == "soccer"
-    assert cfg.stages == ["frames", "calibration", "detection", "localization", "graph", "topview", "features", "reid"]
+    assert cfg.stages == ["frames", "calibration", "detection", "localization", "graph", "topview", "features", "reid",
+                          "tracking", "teams"]
     assert cfg.chunk_frames % cfg.batch_frames == 0
 
 

@@ -42,6 +42,9 @@ def test_demo_runs_the_default_preset_and_ends_with_the_report(tmp_path):
     # every detected person has a re-identification embedding
     assert db.execute("SELECT count(*) FROM reid").fetchone()[0] == \
         db.execute("SELECT count(*) FROM players").fetchone()[0] > 0
+    # and a track; players on the field mostly have a team
+    assert db.execute("SELECT count(*) FROM players WHERE track IS NULL").fetchone()[0] == 0
+    assert db.execute("SELECT count(DISTINCT team) FROM players WHERE team IS NOT NULL").fetchone()[0] == 2
     # the report is written and its path is the last line
     last = res.stdout.strip().splitlines()[-1]
     report = out / "report.html"

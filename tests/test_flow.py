@@ -10,6 +10,7 @@ import pytest
 from matchflow.config import PipelineConfig
 from matchflow.flows.corpus import run_corpus
 from matchflow.storage.arrays import open_game_group
+from matchflow.storage.contract import CONTRACT_VERSION
 from matchflow.storage.corpus import game_id
 from matchflow.storage.layout import OutputLayout
 from matchflow.storage.query import connect
@@ -119,7 +120,7 @@ def test_corpus_run_rerun_force_and_config_change(corpus, tmp_path, prefect_api)
         m = json.loads((out / "manifests" / f"{game_id(key)}.json").read_text())
         assert m["status"] == "committed" and m["config_fingerprint"] == _config().fingerprint()
         assert m["rows"]["frames"] == len(rows[rows.game == key]) and m["code_version"]
-        assert m["stages"] == {"frames": "1"} and m["contract_version"] == 1
+        assert m["stages"] == {"frames": "1"} and m["contract_version"] == CONTRACT_VERSION
     bad_m = json.loads((out / "manifests" / f"{game_id(BAD)}.json").read_text())
     assert bad_m["status"] == "failed" and "2_720p.mkv" in bad_m["errors"][0]
 

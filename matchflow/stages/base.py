@@ -231,6 +231,11 @@ class HalfData(ABC):
     def put_columns(self, table: str, **columns: Any) -> None:
         """Set columns of the half's rows of ``table`` (same length and order as :meth:`table` returns)."""
 
+    @abstractmethod
+    def put_table(self, table: str, **columns: Any) -> None:
+        """Write the half's rows of half table ``table`` (``tracks``): its key column and the declared columns,
+        replacing what a previous run wrote for the half."""
+
 
 class GameStage(Stage):
     """A game-level stage: ``process_half`` runs once per half, after all the half's chunks are written and

@@ -23,14 +23,16 @@ from matchflow.stages.frames import FramesStage
 from matchflow.stages.graph import GraphStage
 from matchflow.stages.localization import LocalizationStage
 from matchflow.stages.reid import ReidStage
+from matchflow.stages.teams import TeamsStage
 from matchflow.stages.topview import TopviewStage
+from matchflow.stages.tracking import TrackingStage
 
 ENTRY_POINT_GROUP = "matchflow.stages"
 
 BUILTIN: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (FramesStage, CalibrationStage, DetectionStage, LocalizationStage, GraphStage, TopviewStage,
-                FeaturesStage, ReidStage)
+                FeaturesStage, ReidStage, TrackingStage, TeamsStage)
 }
 
 
