@@ -100,3 +100,20 @@ def test_detection_stage_rejects_unknown_parameters():
         DetectionStage({"player_treshold": 0.5})
     with pytest.raises(ValueError, match="resnet50 needs `weights`"):
         DetectionStage({"backbone": "resnet50"})
+
+
+def test_frames_without_people_write_no_rows():
+    """A crowd shot or an empty frame: the stage writes empty tables (no error), its masks stay background."""
+    from matchflow.pipeline import build_pipeline
+    from matchflow.stages.base import Batch, HalfContext
+    from matchflow.video import VideoInfo
+
+    pipe = build_pipeline(PipelineConfig(stages=["frames", "detection"], stage_params={"detection": {"input_height": 180}}))
+    pipe.setup("cpu")
+    ctx = HalfContext("g", "g", 1, VideoInfo("x", 100, 25.0, 320, 180), 2.0)
+    frames = np.array([0, 1], np.int32)
+    batch = Batch(ctx, frames, frames * 12, frames * 0.5, np.full((2, 180, 320, 3), 90, np.uint8))
+    pipe.run(batch, {})
+    players = batch.tables["players"]
+    assert len(players["frame"]) == 0 and len(batch.tables["poses"]["frame"]) == 0
+    assert not batch.arrays["masks"].any()

@@ -141,7 +141,7 @@ class DetectionStage(FrameStage):
             boxes.append(d.boxes)
             scores.append(d.scores)
             cls.extend(PERSON_CLASSES[int(c)] for c in d.classes)
-            kps.append(d.keypoints.reshape(n, -1))
+            kps.append(d.keypoints.reshape(n, 17 * 3))  # (0, 51) for a frame without people
             h, w = min(shape[0], d.masks.shape[0]), min(shape[1], d.masks.shape[1])
             masks[i, :h, :w] = d.masks[:h, :w]
             if d.ball is not None:
