@@ -36,6 +36,7 @@ class TrackingParams(StageParams):
     appearance: Literal["reid", "colour"] = "reid"
     max_speed: float = Field(9.0, gt=0, description="m/s")
     max_lost: float = Field(30.0, ge=0, description="seconds a lost track can be re-identified")
+    pitch_gap: float = Field(10.0, ge=0, description="seconds unseen over which a track is still followed on the pitch")
     min_iou: float = Field(0.2, gt=0, le=1)
     cut_jump: float = Field(25.0, gt=0, description="metres the view may move between samples within a shot")
 
@@ -117,6 +118,7 @@ class TrackingStage(GameStage):
         t = np.asarray(p["t"], np.float64)
         det = HalfDetections(frame, t, boxes, pitch, appearance, np.array([shot_of[int(f)] for f in frame]))
         params = TrackerParams(max_speed=self.params.max_speed, max_lost=self.params.max_lost,
+                               short_gap=self.params.pitch_gap,
                                min_iou=self.params.min_iou, reid=self.params.appearance == "reid")
         half.put_columns("players", track=track_half(det, params))
 

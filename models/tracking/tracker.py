@@ -4,7 +4,8 @@ At 2 fps a player moves up to 4 m between samples, so boxes of consecutive sampl
 Association therefore works on the pitch first, in the spirit of BoT-SORT and Deep-EIoU:
 
 1. **Pitch**: detections with a pitch position (valid calibration) against tracks with a Kalman state
-   (:class:`~matchflow.models.tracking.kalman.PitchKalman`) seen up to ``short_gap`` seconds ago, gated by how
+   (:class:`~matchflow.models.tracking.kalman.PitchKalman`) last seen on the pitch up to ``short_gap`` seconds
+   ago (10 s with ReID embeddings, through cut-aways; 1 s with kit colours), gated by how
    far a player can run since (``max_speed``); cost = metres from the predicted position / 3 (at most 2) +
    ``appearance_weight`` x appearance distance.
 2. **Image**: detections left over against tracks seen in the previous sampled frame *of the same shot*, by box
@@ -19,10 +20,9 @@ detections that are surely different people (two detections of one frame). Appea
 units of the median such distance, and a match is never made beyond ``max_appearance`` of it. Where motion cannot
 vouch for a match (re-identification, after ``short_gap`` seconds unseen or a cut) a stricter gate applies: the
 ``reid_quantile`` of those distances, and the match must be unambiguous: ``reid_ratio`` times closer than the
-next candidate (Lowe's ratio test) and by more than the median change of a player's appearance between two
+next candidate (Lowe's ratio test) and by more than half the median change of a player's appearance between two
 sightings that motion vouched for. Kit colours cannot tell teammates apart at all: with them (``reid`` False)
-nothing is re-identified, and a track ends at a cut or after ``short_gap`` seconds unseen. With kit colours teammates are nearly alike, so the gate closes and colour re-identifies only
-people whose kit is unique (goalkeepers, referees); with ReID embeddings it re-identifies players.
+nothing is re-identified, and a track ends at a cut-away or after a second unseen.
 
 Detections left unmatched start new tracks: every detection gets a track. Appearance is a unit-length vector
 per detection (a ReID embedding, or a kit colour made into one: :func:`colour_features`); each track keeps an
@@ -54,7 +54,8 @@ class TrackerParams:
     appearance_weight: float = 2.0  # weight of the appearance distance beside the motion cost
     max_appearance: float = 0.75  # never match beyond this appearance distance, in units of the median distance
     # between two people of one frame
-    short_gap: float = 1.0  # seconds unseen after which a track can only be re-identified
+    short_gap: float = 10.0  # seconds unseen after which a track can only be re-identified (with ReID
+    # embeddings; with colours, 1 s: teammates who look alike must not be joined across a longer gap)
     reid_quantile: float = 0.01  # the re-identification gate: this quantile of the distances between
     # different people (pairs of detections in one frame) of the half
     reid: bool = True  # re-identify lost tracks by appearance (False for kit colours, which teammates share)
@@ -173,6 +174,7 @@ def track_half(det: HalfDetections, params: TrackerParams | None = None) -> np.n
     sampled frames in order (each frame's answer depends only on earlier frames)."""
     p = params or TrackerParams()
     ids = np.full(len(det.frame), -1, np.int32)
+    short_gap = p.short_gap if p.reid else min(p.short_gap, 1.0)
     reid_gate, typical = people_distances(det, (p.reid_quantile, 0.5))
     if not np.isfinite(typical) or typical <= 0:  # one person per frame at most: appearance cannot be calibrated
         reid_gate, typical = 0.0, 1.0
@@ -198,7 +200,7 @@ def track_half(det: HalfDetections, params: TrackerParams | None = None) -> np.n
         # 1. on the pitch: reachable distance and appearance
         d_idx = [i for i in sorted(free_d) if has_pitch[i]]
         # (tracks whose last sighting was on the pitch, short moments ago)
-        t_idx = [j for j in sorted(free_t) if tracks[j].on_pitch and t - tracks[j].t <= p.short_gap]
+        t_idx = [j for j in sorted(free_t) if tracks[j].on_pitch and t - tracks[j].t <= short_gap]
         cost = np.full((len(d_idx), len(t_idx)), np.inf)
         for b, j in enumerate(t_idx):
             tr = tracks[j]
