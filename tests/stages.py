@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -9,6 +12,8 @@ from pydantic import Field
 
 from matchflow.models.detection.metric import box_iou
 from matchflow.stages.base import GameStage, HalfData, StageParams
+from matchflow.stages.tracking import TrackingStage
+from matchflow.storage import tables
 
 
 def link_boxes(frame: np.ndarray, boxes: np.ndarray, min_iou: float) -> np.ndarray:
@@ -51,3 +56,27 @@ class BoxLinkStage(GameStage):
         p = half.table("players")
         boxes = np.stack([p["x1"], p["y1"], p["x2"], p["y2"]], axis=1).astype(np.float64)
         half.put_columns("players", track=link_boxes(p["frame"], boxes, self.params.min_iou))
+
+
+class PausingTracking(TrackingStage):
+    """The ``tracking`` stage, which stops in the middle of writing its tracks back while the file named by the
+    environment variable ``MATCHFLOW_TEST_PAUSE`` does not exist yet: it writes the tracks of the half's first
+    chunk, creates that file and sleeps, so that a test can kill the run there. Otherwise it is the stage."""
+
+    def process_half(self, half: HalfData) -> None:
+        flag = os.environ.get("MATCHFLOW_TEST_PAUSE")
+        if not flag or os.path.exists(flag):
+            super().process_half(half)
+            return
+        real = tables.replace_columns
+
+        def write_then_pause(*args: object, **kwargs: object) -> None:
+            real(*args, **kwargs)  # type: ignore[arg-type]
+            Path(flag).touch()
+            time.sleep(600)
+
+        tables.replace_columns = write_then_pause  # type: ignore[assignment]
+        try:
+            super().process_half(half)
+        finally:
+            tables.replace_columns = real  # type: ignore[assignment]

@@ -4,8 +4,8 @@ Per player (``players`` rows of the detection stage): ``pitch_x``, ``pitch_y`` (
 frame) of the middle of the box's bottom edge through the frame's image->pitch homography, null without a
 valid calibration; ``on_field`` (the foot point inside the pitch grown by ``field_margin_m`` and the box
 touching the frame's grass field region; without a valid calibration, the field region alone decides);
-``color_r/g/b`` (mean RGB of the player's instance-mask pixels, or of the non-grass pixels of its box when the
-mask has fewer than ``min_mask_pixels`` pixels); ``area`` (box area, native pixels²). Per ball row:
+``color_r/g/b`` (mean RGB of the player's own pixels: the non-grass pixels of its instance mask, or of its box
+when the mask has fewer than ``min_mask_pixels`` of them); ``area`` (box area, native pixels²). Per ball row:
 ``pitch_x``, ``pitch_y``, the ground-plane projection of the ball's pixel (a ball in the air lands behind
 its true position). Functions: :mod:`matchflow.models.representations.localization`.
 
@@ -53,7 +53,7 @@ class LocalizationStage(FrameStage):
         "players.pitch_x", "players.pitch_y", "players.on_field", "players.color_r", "players.color_g",
         "players.color_b", "players.area", "ball.pitch_x", "ball.pitch_y",
     )
-    version = "1"
+    version = "2"  # 2: kit colours from the non-grass pixels of the mask only
 
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)

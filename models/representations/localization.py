@@ -10,8 +10,8 @@ image pixels to pitch metres, 3x3 (the ``calibration.homography`` column, reshap
 - :func:`field_mask` / :func:`boxes_touch_field`: a cheap per-frame field mask (the convex hull of the frame's
   dominant green at 160 pixels wide) and the test that a box's bottom touches it (the paper's field-mask filter).
 - :func:`on_field`: the two tests together (see its docstring for the rule without a calibration).
-- :func:`player_colors`: mean RGB of each player's instance-mask pixels, or of the non-grass pixels of its
-  box when the mask is too small.
+- :func:`player_colors`: mean RGB of each player's own pixels: the non-grass pixels of its instance mask, or of
+  its box when the mask has too few.
 - :func:`box_areas`: box area in native pixels.
 """
 
@@ -178,8 +178,8 @@ def player_colors(
     ``image``: RGB (H, W, 3) uint8 native; ``boxes`` (N, 4) native pixels, player i has mask id i + 1;
     ``masks``: (h, w) instance ids on the detector's grid (mask pixel (a, b) is native pixel
     ((stride b + 0.5) / working_scale - 0.5, (stride a + 0.5) / working_scale - 0.5)), or None.
-    A player with at least ``min_mask_pixels`` mask pixels gets the mean of the native pixels at those mask
-    pixels; otherwise the mean of the non-grass pixels of its box (all of the box's pixels if fewer than
+    A player with at least ``min_mask_pixels`` mask pixels that are not grass gets the mean of the native pixels
+    at those mask pixels; otherwise the mean of the non-grass pixels of its box (all of the box's pixels if fewer than
     ``min_mask_pixels`` of them are not grass). ``grass``: the frame's grass colour (:attr:`FieldMask.grass`;
     without it, the generic green range is grass)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -193,7 +193,10 @@ def player_colors(
             ids = masks[a_idx, b_idx].astype(np.int64)
             x = np.clip(np.rint((stride * b_idx + 0.5) / working_scale - 0.5), 0, wid - 1).astype(np.int64)
             y = np.clip(np.rint((stride * a_idx + 0.5) / working_scale - 0.5), 0, hgt - 1).astype(np.int64)
-            px = image[y, x].astype(np.float64)
+            px = image[y, x]
+            # the player's own pixels only: the coarse mask spills onto the grass around a player
+            own = ~grass_pixels(cv2.cvtColor(np.ascontiguousarray(px.reshape(-1, 1, 3)), cv2.COLOR_RGB2HSV), grass)[:, 0]
+            ids, px = ids[own], px[own].astype(np.float64)
             counts = np.bincount(ids, minlength=n + 1)
             for c in range(3):
                 sums[:, c] = np.bincount(ids, weights=px[:, c], minlength=n + 1)
