@@ -4,14 +4,18 @@ Per committed game: a few frames of each half decoded from the game's video with
 (the ``calibration`` table's ``homography_inv`` when ``valid``), the player boxes (``players``; coloured by
 team, by kit-colour group or by class) and the ball (``ball``) drawn on them; a strip of top views (the
 ``topview_cc`` Zarr array of each half); each team's positions on a pitch drawing (``players.pitch_x``,
-``pitch_y`` of ``on_field`` players); counts and stage timings (from the manifest). Failed games are listed
-with their errors.
+``pitch_y`` of ``on_field`` players); when the ``tracking`` stage ran (``players.track``), the tracks of one
+minute of each half as trajectories on a pitch drawing and, for the longest tracks of each half, a strip of crops
+of the person from frames spread over the track; counts and stage timings (from the manifest). Failed games are
+listed with their errors.
 
-Teams: when ``players.team`` holds values the dots and boxes are coloured by team. When it is all null (no
-team stage yet) but the mean kit colours ``color_r, color_g, color_b`` are there, the on-field ``player``
-rows of a game are clustered into two groups by k-means on those colours (RGB, k = 2): group A (the darker mean
-kit colour, drawn red) and group B (drawn blue); the page shows each group's mean kit colour. Goalkeepers and
-referees are kept out of the groups.
+Teams: when the ``teams`` stage ran (``players.team``, or ``tracks.team`` through ``players.track``) the dots,
+boxes and trajectories are coloured by team (team 0 red, team 1 blue; team 0 attacks toward +x in the first
+half, in both halves). Without it, when the mean kit colours ``color_r, color_g, color_b`` are there, the
+on-field ``player`` rows of a game are clustered into two groups by k-means on those colours (RGB, k = 2), a
+guess per detection: group A (the darker mean kit colour, drawn red) and group B (drawn blue); the page shows
+each group's mean kit colour and says which of the two it shows. Goalkeepers and referees are kept out of the
+groups.
 
 Images are JPEG ``data:`` URIs, so the page is one file that can be mailed or committed. Every piece degrades
 to a note when what it needs is missing (a table no stage wrote, an all-null column, an absent array, a video
@@ -38,8 +42,9 @@ from matchflow.storage.manifest import COMMITTED, read_all_manifests, version_of
 from matchflow.storage.tables import committed_dataset
 
 __all__ = [
-    "build_report", "draw_frame", "draw_positions", "encode_image", "game_counts", "kit_groups",
-    "load_game", "pick_frames", "render_report", "topview_strip",
+    "build_report", "crop_strip", "draw_frame", "draw_positions", "draw_trajectories", "encode_image",
+    "game_counts", "kit_groups", "load_game", "longest_tracks", "pick_frames", "pick_minute", "render_report",
+    "spread", "team_of_rows", "topview_strip", "track_paths",
 ]
 
 _log = logging.getLogger(__name__)
@@ -54,10 +59,11 @@ BALL_COLOUR = (255, 255, 255)
 _COLUMNS = {
     "frames": ["half", "frame", "t", "video_frame", "width", "height"],
     "calibration": ["half", "frame", "homography_inv", "score", "valid"],
-    "players": ["half", "frame", "det", "x1", "y1", "x2", "y2", "score", "cls", "pitch_x", "pitch_y", "on_field",
-                "color_r", "color_g", "color_b", "team"],
+    "players": ["half", "frame", "t", "det", "x1", "y1", "x2", "y2", "score", "cls", "pitch_x", "pitch_y",
+                "on_field", "color_r", "color_g", "color_b", "team", "track"],
     "ball": ["half", "frame", "x", "y", "score"],
     "graph_edges": ["half", "frame"],
+    "tracks": ["half", "track", "first_frame", "last_frame", "frames", "team", "cls", "pitch_x", "pitch_y"],
 }
 
 
@@ -101,6 +107,22 @@ def _has_values(df: pd.DataFrame, *cols: str) -> bool:
     return len(df) > 0 and all(c in df.columns and df[c].notna().any() for c in cols)
 
 
+def team_of_rows(players: pd.DataFrame, tracks: pd.DataFrame | None = None) -> pd.Series:
+    """The team of each ``players`` row (float, NaN: none): ``players.team`` where set, else the ``tracks.team``
+    of the row's (half, track) (the teams stage writes both, one team per track)."""
+    team = pd.to_numeric(players["team"], errors="coerce") if "team" in players else \
+        pd.Series(np.nan, index=players.index)
+    team = team.astype(float)
+    if tracks is None or not _has_values(tracks, "team") or not _has_values(players, "track"):
+        return team
+    known = tracks.dropna(subset=["team", "track"])
+    by = {(int(h), int(k)): float(v) for h, k, v in zip(known["half"], known["track"], known["team"])}
+    trk = pd.to_numeric(players["track"], errors="coerce")
+    from_tracks = [by.get((int(h), int(k)), np.nan) if pd.notna(k) else np.nan
+                   for h, k in zip(players["half"], trk)]
+    return team.fillna(pd.Series(from_tracks, index=players.index, dtype=float))
+
+
 # ------------------------------------------------------------------------------------------------ counts
 def game_counts(data: GameData) -> dict[str, Any]:
     """Counts of one game: sampled frames, player rows, players per frame, frames with a ball, calibration
@@ -124,6 +146,8 @@ def game_counts(data: GameData) -> dict[str, Any]:
         "positions": int(players[["pitch_x", "pitch_y"]].notna().all(axis=1).sum())
         if _has_values(players, "pitch_x", "pitch_y") else None,
         "graph_edges": int(len(t["graph_edges"])) if len(t["graph_edges"]) else None,
+        "tracks": int(players[["half", "track"]].dropna().drop_duplicates().shape[0])
+        if _has_values(players, "track") else None,
     }
     if out["ball_frames"] is not None and n_frames:
         out["ball_share"] = out["ball_frames"] / n_frames
@@ -237,15 +261,17 @@ def pick_frames(frames: pd.DataFrame, calibration: pd.DataFrame | None = None, p
 
 def kit_groups(players: pd.DataFrame, seed: int = 0, max_fit: int = 20000) -> tuple[np.ndarray, list[tuple[int, int, int]], str]:
     """Group labels (N,) int (-1: no group) for ``players`` rows, the mean colour of each group, and how
-    the groups were made: ``"team"`` (the ``team`` column), ``"kit colour k-means"`` (two clusters of the mean
-    kit colours of on-field ``player`` rows), or ``""`` (neither available: every label -1)."""
+    the groups were made: ``"team"`` (the ``team`` column: labels are the teams 0 and 1), ``"kit colour
+    k-means"`` (two clusters of the mean kit colours of on-field ``player`` rows), or ``""`` (neither available:
+    every label -1)."""
     n = len(players)
     labels = np.full(n, -1, dtype=int)
     rgb_cols = ["color_r", "color_g", "color_b"]
     have_rgb = _has_values(players, *rgb_cols)
     if _has_values(players, "team"):
         team = pd.to_numeric(players["team"], errors="coerce")
-        teams = sorted(int(v) for v in team.dropna().unique())[:2]
+        present = sorted(int(v) for v in team.dropna().unique())
+        teams = [0, 1] if set(present) <= {0, 1} else present[:2]
         colours = []
         for j, tv in enumerate(teams):
             sel = (team == tv).to_numpy()
@@ -313,12 +339,130 @@ def draw_positions(
     keep = np.flatnonzero(np.isfinite(xy).all(axis=1))
     if len(keep) > max_points:
         keep = np.sort(np.random.default_rng(seed).choice(keep, max_points, replace=False))
-    px = xy[keep] @ m[:2, :2].T + m[:2, 2]
-    for (x, y), c in zip(np.round(px).astype(int), cols[keep]):
-        cv2.circle(img, (int(x), int(y)), radius, tuple(int(v) for v in c), -1, cv2.LINE_AA)
+    for (x, y), c in zip(_canvas_px(xy[keep], m), cols[keep]):
+        cv2.circle(img, (x, y), radius, tuple(int(v) for v in c), -1, cv2.LINE_AA)
         if ring is not None:
-            cv2.circle(img, (int(x), int(y)), radius, ring, 1, cv2.LINE_AA)
+            cv2.circle(img, (x, y), radius, ring, 1, cv2.LINE_AA)
     return img
+
+
+def _canvas_px(xy: np.ndarray, m: np.ndarray) -> list[tuple[int, int]]:
+    """Pitch metres (N, 2) to the integer pixels of a :func:`pitch_canvas` drawing (``m`` its matrix)."""
+    px = np.asarray(xy, dtype=float).reshape(-1, 2) @ m[:2, :2].T + m[:2, 2]
+    return [(int(x), int(y)) for x, y in np.round(px).astype(int)]
+
+
+def draw_trajectories(
+    paths: list[np.ndarray], colours: list[tuple[int, int, int]], roles: list[str] | None = None, *,
+    pitch: PitchModel | None = None, px_per_m: float = _PX_PER_M, thickness: int = 2,
+) -> np.ndarray:
+    """A pitch drawing with each path of ``paths`` ((K, 2) pitch metres in time order; non-finite points left
+    out) as a polyline in its colour, marked where it ends by its role (``roles``, default player): a dot for a
+    player, a square ringed white and a thicker line for a goalkeeper, a diamond for a referee, a small dot for
+    anyone else."""
+    img, m = pitch_canvas(pitch, px_per_m)
+    roles = roles if roles is not None else ["player"] * len(paths)
+    for path, colour, role in zip(paths, colours, roles):
+        xy = np.asarray(path, dtype=float).reshape(-1, 2)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        if not len(xy):
+            continue
+        c = tuple(int(v) for v in colour)
+        draw_polylines(img, m, [xy], c, thickness + (role == "goalkeeper"), True)
+        end = _canvas_px(xy[-1:], m)[0]
+        if role == "goalkeeper":
+            cv2.rectangle(img, (end[0] - 4, end[1] - 4), (end[0] + 4, end[1] + 4), c, -1, cv2.LINE_8)
+            cv2.rectangle(img, (end[0] - 4, end[1] - 4), (end[0] + 4, end[1] + 4), (255, 255, 255), 1, cv2.LINE_8)
+        elif role == "referee":
+            cv2.drawMarker(img, end, c, cv2.MARKER_DIAMOND, 10, 2, cv2.LINE_8)
+        else:
+            cv2.circle(img, end, 3 if role == "player" else 2, c, -1, cv2.LINE_AA)
+            cv2.circle(img, end, 3 if role == "player" else 2, (20, 20, 20), 1, cv2.LINE_AA)
+    return img
+
+
+def spread(n: int, k: int) -> list[int]:
+    """At most ``k`` indices of ``range(n)`` spread evenly over it, the first and the last included."""
+    if n <= 0 or k <= 0:
+        return []
+    return sorted({int(round(v)) for v in np.linspace(0, n - 1, min(k, n))})
+
+
+def crop_strip(
+    images: list[np.ndarray | None], boxes: np.ndarray, *, native_sizes: list[tuple[int, int] | None] | None = None,
+    tile: tuple[int, int] = (80, 40), gap: int = 2, pad: float = 0.15,
+    background: tuple[int, int, int] = (235, 235, 235),
+) -> np.ndarray:
+    """One tile (``tile`` = height, width) per image side by side, ``gap`` white pixels between them: the box
+    (x1, y1, x2, y2 in the native pixels of ``native_sizes`` (width, height), default the image's own) widened
+    by ``pad`` of its size on each side, cut out of its image (RGB) and scaled to fit the tile, centred on
+    ``background``. A missing image or an empty box leaves its tile blank."""
+    th, tw = tile
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    strip = np.full((th, max(0, len(images) * (tw + gap) - gap), 3), 255, np.uint8)
+    for j, (img, b) in enumerate(zip(images, boxes)):
+        x0 = j * (tw + gap)
+        strip[:, x0:x0 + tw] = background
+        if img is None or not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
+            continue
+        h, w = img.shape[:2]
+        nat = native_sizes[j] if native_sizes is not None else None
+        sx, sy = (w / nat[0], h / nat[1]) if nat else (1.0, 1.0)
+        bw, bh = b[2] - b[0], b[3] - b[1]
+        x1, x2 = (int(np.clip(round(v * sx), 0, w)) for v in (b[0] - pad * bw, b[2] + pad * bw))
+        y1, y2 = (int(np.clip(round(v * sy), 0, h)) for v in (b[1] - pad * bh, b[3] + pad * bh))
+        if x2 <= x1 or y2 <= y1:
+            continue
+        crop = img[y1:y2, x1:x2]
+        s = min(tw / crop.shape[1], th / crop.shape[0])
+        cw, ch = min(tw, max(1, round(crop.shape[1] * s))), min(th, max(1, round(crop.shape[0] * s)))
+        fit = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        oy, ox = (th - ch) // 2, (tw - cw) // 2
+        strip[oy:oy + ch, x0 + ox:x0 + ox + cw] = fit
+    return strip
+
+
+def pick_minute(rows: pd.DataFrame, minute: int | None = None) -> tuple[int | None, dict[int, int]]:
+    """The minute of a half to draw the tracks of (``minute`` when given, else the minute with the most tracked
+    people, the earliest of equals) and the tracked people per minute: distinct ``track`` values of ``rows``
+    (one half's ``players``, with ``t`` in seconds from the half's start) with a pitch position. None: no
+    tracked position in the half."""
+    xy = rows[["pitch_x", "pitch_y"]].apply(pd.to_numeric, errors="coerce")
+    trk = pd.to_numeric(rows["track"], errors="coerce")
+    t = pd.to_numeric(rows["t"], errors="coerce")
+    ok = xy.notna().all(axis=1) & trk.notna() & t.notna()
+    if not ok.any():
+        return minute, {}
+    per = pd.DataFrame({"m": (t[ok] // 60).astype(int), "track": trk[ok]}).groupby("m")["track"].nunique()
+    counts = {int(k): int(v) for k, v in per.items()}
+    if minute is not None:
+        return minute, counts
+    return max(counts, key=lambda k: (counts[k], -k)), counts
+
+
+def track_paths(rows: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Per track of ``rows`` (``players`` rows of one half), its pitch positions (K, 2) in frame order, rows
+    without a position left out."""
+    xy = rows[["pitch_x", "pitch_y"]].apply(pd.to_numeric, errors="coerce")
+    trk = pd.to_numeric(rows["track"], errors="coerce")
+    ok = xy.notna().all(axis=1) & trk.notna()
+    df = pd.DataFrame({"track": trk[ok].astype(int), "frame": pd.to_numeric(rows["frame"])[ok],
+                       "x": xy["pitch_x"][ok], "y": xy["pitch_y"][ok]}).sort_values(["track", "frame"], kind="stable")
+    return {int(k): g[["x", "y"]].to_numpy(dtype=float) for k, g in df.groupby("track", sort=True)}
+
+
+def longest_tracks(rows: pd.DataFrame, tracks: pd.DataFrame | None = None, n: int = 6) -> list[int]:
+    """The ``n`` tracks of one half with the most detections (``tracks.frames`` when that table has them, else
+    the ``players`` rows ``rows`` per track; ties by track number), of those with a box in ``rows``."""
+    trk = pd.to_numeric(rows["track"], errors="coerce")
+    boxed = rows[["x1", "y1", "x2", "y2"]].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)
+    counts = trk[boxed & trk.notna()].astype(int).value_counts()
+    size = {int(k): int(v) for k, v in counts.items()}
+    if tracks is not None and _has_values(tracks, "track", "frames"):
+        for k, f in zip(tracks["track"], tracks["frames"]):
+            if pd.notna(k) and pd.notna(f) and int(k) in size:
+                size[int(k)] = int(f)
+    return sorted(size, key=lambda k: (-size[k], k))[:max(0, n)]
 
 
 def topview_strip(array: Any, n: int = 6, gap: int = 4) -> tuple[np.ndarray, list[int]] | None:
@@ -327,7 +471,7 @@ def topview_strip(array: Any, n: int = 6, gap: int = 4) -> tuple[np.ndarray, lis
     shape = tuple(getattr(array, "shape", ()))
     if len(shape) != 4 or shape[0] == 0 or shape[3] != 3:
         return None
-    idx = sorted({int(round(v)) for v in np.linspace(0, shape[0] - 1, min(n, shape[0]))})
+    idx = spread(shape[0], n)
     tiles = [np.asarray(array[i], dtype=np.uint8) for i in idx]
     h, w = tiles[0].shape[:2]
     strip = np.full((h, len(tiles) * (w + gap) - gap, 3), 255, np.uint8)
@@ -386,6 +530,7 @@ figure img{display:block;width:100%;height:auto} figcaption{font-size:.82em;colo
 .err{background:#fdecea;border-left:4px solid #c62828;padding:4px 10px;white-space:pre-wrap;font-family:monospace;font-size:.85em}
 .sw{display:inline-block;width:.9em;height:.9em;border:1px solid #333;vertical-align:middle;margin:0 3px}
 .small{font-size:.85em;color:#556}
+.crops{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start} .crops img{width:auto;max-width:100%}
 """
 
 # After load, every <img> gets data-natural-width/height (0 when its image did not decode) and <body> the
@@ -547,14 +692,14 @@ def _positions_section(data: GameData, labels: np.ndarray, colours: list, how: s
            .to_numpy(dtype=float) if have_rgb else None)
     figs = []
     if how:
-        what = ("by the team column" if how == "team"
-                else "by k-means (k = 2) on the mean kit colours (color_r/g/b) of the on-field players "
+        what = ("from the teams stage (players.team)" if how == "team"
+                else "guessed by k-means (k = 2) on the mean kit colours (color_r/g/b) of the on-field players "
                      "(goalkeepers and referees left out)")
         parts.append(f'<p class="small">Teams {_e(what)}; each dot is one on-field detection over the whole game, '
                      "in its group's colour (the colour of its boxes on the frames above).</p>")
         for j, c in enumerate(colours):
             m = sel & (labels == j)
-            name = (f"team {j}" if how == "team" else f"group {'AB'[j]}")
+            name = _group_name(j, how)
             img = draw_positions(xy[m], [GROUP_COLOURS[j]], ring=(20, 20, 20))
             figs.append(_figure(encode_image(img, img.shape[1], quality),
                                 f"{_swatch(GROUP_COLOURS[j])} {_e(name)}: {int(m.sum())} positions; mean kit colour "
@@ -580,6 +725,156 @@ def _positions_section(data: GameData, labels: np.ndarray, colours: list, how: s
     return "".join(parts)
 
 
+def _group_name(label: int, how: str) -> str:
+    if not how or label not in (0, 1):
+        return "no team"
+    return f"team {label}" if how == "team" else f"group {'AB'[label]}"
+
+
+def _teams_note(how: str) -> str:
+    """The sentence that says where the page's teams come from."""
+    if how == "team":
+        text = ("Teams shown: from the teams stage (players.team, one team per track): team 0 "
+                + _swatch(GROUP_COLOURS[0]) + ", team 1 " + _swatch(GROUP_COLOURS[1])
+                + "; team 0 attacks toward +x in the first half, in both halves; referees and people off the field "
+                  "have no team.")
+    elif how:
+        text = ("Teams shown: a guess, not the teams stage (which this run did not have): the on-field players' "
+                "detections grouped by k-means on their kit colours, group A " + _swatch(GROUP_COLOURS[0])
+                + " (the darker kit) and group B " + _swatch(GROUP_COLOURS[1]) + "; detection by detection, so "
+                  "one person may change group.")
+    else:
+        text = "Teams shown: none (no teams stage and no kit colours): boxes and dots by class."
+    return f'<p class="small">{text}</p>'
+
+
+def _tracks_section(data: GameData, corpus_games: dict[str, Any] | None, storage_options: dict[str, Any] | None,
+                    quality: int, labels: np.ndarray, how: str, minute: int | None, per_half: int,
+                    crops: int) -> str:
+    players, tracks, frames = data.tables["players"], data.tables["tracks"], data.tables["frames"]
+    parts = ["<h3>Tracks</h3>"]
+    if not _has_values(players, "track"):
+        return parts[0] + _note("no tracks: players.track is all null (stage tracking not run)")
+    players = players.assign(_label=labels)
+    src = ("team from the teams stage (tracks.team, else players.team)" if how == "team"
+           else "group: the kit-colour group most of its detections are in (no teams stage)" if how
+           else "no team known")
+    when = (f"minute {minute} of each half" if minute is not None
+            else "the minute of each half with the most tracked people")
+    parts.append(f'<p class="small">Trajectories of {_e(when)}: each line is one track (one person) over the '
+                 f"minute's sampled frames, coloured by its {_e(src)}; its mark is where it ends: "
+                 f"&#9679; player, &#9632; goalkeeper (thicker line), {_swatch(CLASS_COLOURS['referee'])}&#9670; "
+                 f"referee, {_swatch(CLASS_COLOURS['other'])} no team.</p>")
+    frame_info = {(int(r.half), int(r.frame)): r for r in frames.itertuples(index=False)} if len(frames) else {}
+    figs, strips = [], []
+    for half, rows in players[players["track"].notna()].groupby("half", sort=True):
+        half = int(half)
+        th = tracks[tracks["half"] == half] if len(tracks) else tracks
+        facts = _track_facts(rows, th, how)
+        chosen, counts = pick_minute(rows, minute)
+        if chosen is None or not counts.get(chosen):
+            parts.append(_note(f"half {half}: no tracked person with a pitch position"
+                               + (f" in minute {chosen}" if chosen is not None else "")))
+        else:
+            t = pd.to_numeric(rows["t"], errors="coerce")
+            paths = track_paths(rows[(t // 60) == chosen])
+            keys = sorted(paths)
+            teams = [facts.get(k, (-1, "other"))[0] for k in keys]
+            roles = [facts.get(k, (-1, "other"))[1] for k in keys]
+            img = draw_trajectories([paths[k] for k in keys], [_track_colour(tm, r) for tm, r in zip(teams, roles)],
+                                    roles)
+            tally = [f"{sum(1 for tm in teams if tm == j)} of {_e(_group_name(j, how))} {_swatch(GROUP_COLOURS[j])}"
+                     for j in (0, 1)] if how else []
+            tally += [f"{role}s: {sum(1 for r in roles if r == role)}" for role in ("goalkeeper", "referee")]
+            cap = (f"half {half}, minute {chosen} ({chosen}:00&ndash;{chosen + 1}:00 of the half): {len(keys)} tracks "
+                   f"({', '.join(tally)})")
+            figs.append(_figure(encode_image(img, img.shape[1], quality), cap, f"tracks of half {half}"))
+        strips += _crop_strips(data, half, rows, th, facts, how, frame_info, corpus_games, storage_options,
+                               quality, per_half, crops)
+    if figs:
+        parts.append('<div class="grid">' + "".join(figs) + "</div>")
+    if per_half > 0 and crops > 0:
+        parts.append(f'<h3>Crops of the longest tracks</h3><p class="small">The {per_half} tracks of each half with '
+                     f"the most detections: {crops} crops of the person's box per track, from sampled frames spread "
+                     "over the track.</p>")
+        parts += strips
+    return "".join(parts)
+
+
+def _track_facts(rows: pd.DataFrame, tracks: pd.DataFrame, how: str) -> dict[int, tuple[int, str]]:
+    """Per track of a half: its team / group label (-1: none) and role, from ``tracks`` when it has them, else
+    from the most frequent label (``rows._label``) and class of its detections."""
+    out: dict[int, tuple[int, str]] = {}
+    for k, g in rows.groupby(pd.to_numeric(rows["track"]).astype(int), sort=True):
+        lab = g["_label"][g["_label"] >= 0]
+        cls = g["cls"].dropna().astype(str)
+        out[int(k)] = (int(lab.mode().iloc[0]) if len(lab) and how else -1,
+                       str(cls.mode().iloc[0]) if len(cls) else "other")
+    if len(tracks):
+        for r in tracks.itertuples(index=False):
+            if pd.isna(r.track) or int(r.track) not in out:
+                continue
+            team, role = out[int(r.track)]
+            if how == "team" and pd.notna(r.team):
+                team = int(r.team)
+            if r.cls is not None and pd.notna(r.cls):
+                role = str(r.cls)
+            out[int(r.track)] = (team, role)
+    return out
+
+
+def _track_colour(team: int, role: str) -> tuple[int, int, int]:
+    if role == "referee":
+        return CLASS_COLOURS["referee"]
+    return GROUP_COLOURS[team] if team in (0, 1) else CLASS_COLOURS["other"]
+
+
+def _crop_strips(data: GameData, half: int, rows: pd.DataFrame, tracks: pd.DataFrame,
+                 facts: dict[int, tuple[int, str]], how: str, frame_info: dict[tuple[int, int], Any],
+                 corpus_games: dict[str, Any] | None, storage_options: dict[str, Any] | None, quality: int,
+                 per_half: int, crops: int) -> list[str]:
+    """The crop strips of the longest tracks of one half (figures, or notes)."""
+    if per_half <= 0 or crops <= 0:
+        return []
+    chosen: list[tuple[int, pd.DataFrame]] = []
+    trk = pd.to_numeric(rows["track"], errors="coerce")
+    for k in longest_tracks(rows, tracks, per_half):
+        g = rows[trk == k].sort_values("frame", kind="stable")
+        g = g[g[["x1", "y1", "x2", "y2"]].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)]
+        g = g[[(half, int(f)) in frame_info for f in g["frame"]]]
+        if len(g):
+            chosen.append((k, g.iloc[spread(len(g), crops)]))
+    if not chosen:
+        return [_note(f"half {half}: no track with boxes in sampled frames: no crops")]
+    path, why = _video_for(data, half, corpus_games, storage_options)
+    decoded: dict[int, np.ndarray] = {}
+    if path is not None:
+        wanted = [int(frame_info[(half, int(f))].video_frame) for _, g in chosen for f in g["frame"]]
+        try:
+            decoded = _decode(path, wanted, storage_options)
+        except Exception as exc:  # a broken video gives a note, not a crash
+            why = f"video of half {half} could not be decoded: {type(exc).__name__}: {exc}"
+    if why:
+        return [_note(f"no crops of half {half}: {why}")]
+    figs = []
+    for k, g in chosen:
+        info = [frame_info[(half, int(f))] for f in g["frame"]]
+        images = [decoded.get(int(r.video_frame)) for r in info]
+        sizes = [(int(r.width), int(r.height)) if pd.notna(r.width) and pd.notna(r.height) else None for r in info]
+        strip = crop_strip(images, g[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float), native_sizes=sizes)
+        team, role = facts.get(k, (-1, "other"))
+        tr = tracks[tracks["track"] == k] if len(tracks) else tracks
+        span = (f"sampled frames {int(tr.first_frame.iloc[0])}&ndash;{int(tr.last_frame.iloc[0])}, "
+                f"{int(tr.frames.iloc[0])} detections" if len(tr) and pd.notna(tr.frames.iloc[0])
+                and pd.notna(tr.first_frame.iloc[0]) and pd.notna(tr.last_frame.iloc[0])
+                else f"{int((pd.to_numeric(rows['track'], errors='coerce') == k).sum())} detections")
+        cap = (f"half {half} &middot; track {k} &middot; {_swatch(_track_colour(team, role))} "
+               f"{_e(_group_name(team, how))} &middot; {_e(role)} &middot; {span} &middot; crops of frames "
+               + ", ".join(str(int(f)) for f in g["frame"]))
+        figs.append(_figure(encode_image(strip, strip.shape[1], quality), cap, f"crops of track {k} half {half}"))
+    return ['<div class="crops">' + "".join(figs) + "</div>"]
+
+
 def _counts_table(counts: dict[str, Any]) -> str:
     rows = [
         ("sampled frames", _fmt(counts["frames"])),
@@ -593,6 +888,7 @@ def _counts_table(counts: dict[str, Any]) -> str:
         ("on-field players", _fmt(counts["on_field"])),
         ("players with a pitch position", _fmt(counts["positions"])),
         ("graph edges", _fmt(counts["graph_edges"])),
+        ("tracks (people followed in a half)", _fmt(counts["tracks"])),
     ]
     return "<table>" + "".join(f'<tr><th>{k}</th><td class="num">{v}</td></tr>' for k, v in rows) + "</table>"
 
@@ -624,8 +920,13 @@ def render_report(
     quality: int = 70,
     title: str | None = None,
     credits: str | None = None,
+    minute: int | None = None,
+    tracks_per_half: int = 6,
+    crops_per_track: int = 8,
 ) -> str:
-    """The HTML page (a string) of the output root ``out``; see the module docstring."""
+    """The HTML page (a string) of the output root ``out``; see the module docstring. ``minute``: the minute
+    of each half whose tracks are drawn (default: the one with the most tracked people); ``tracks_per_half``
+    longest tracks of each half get a strip of ``crops_per_track`` crops."""
     layout = OutputLayout.at(out)
     manifests = read_all_manifests(layout, storage_options)
     corpus_games: dict[str, Any] | None = None
@@ -679,16 +980,22 @@ def render_report(
         sec.append('<div class="row"><div><h3>Counts</h3>' + _counts_table(counts)
                    + '</div><div><h3>Stage timings</h3>' + _timings_table(manifest) + "</div></div>")
         try:
+            if len(data.tables["players"]):  # teams of tracks the teams stage wrote only in tracks.team
+                data.tables["players"] = data.tables["players"].assign(
+                    team=team_of_rows(data.tables["players"], data.tables["tracks"]))
             labels, colours, how = kit_groups(data.tables["players"])
         except Exception as exc:
             sec.append(_note(f"team grouping failed: {type(exc).__name__}: {exc}"))
             labels, colours, how = np.full(len(data.tables["players"]), -1), [], ""
         group_box = list(GROUP_COLOURS) if how else []
+        sec.append(_teams_note(how))
         for name, fn in (
             ("frames", lambda: _frames_section(data, corpus_games, storage_options, frames_per_half, width, quality,
                                                labels, group_box)),
             ("top views", lambda: _topview_section(layout, data, counts["halves"], storage_options, quality)),
             ("positions", lambda: _positions_section(data, labels, colours, how, quality)),
+            ("tracks", lambda: _tracks_section(data, corpus_games, storage_options, quality, labels, how, minute,
+                                               tracks_per_half, crops_per_track)),
         ):
             try:
                 sec.append(fn())

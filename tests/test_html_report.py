@@ -1,8 +1,10 @@
 """`matchflow report`: the static HTML report of an output root.
 
 Unit tests of the drawing and summary functions on a hand-made output root (tables, manifest, Zarr top views
-and an H.264 video whose pitch lines are drawn through a known homography), the page of a run with only the
-`frames` stage and of a run with a missing video, the real flow followed by `matchflow report` through the CLI,
+and an H.264 video whose pitch lines are drawn through a known homography), the trajectories and crop strips
+of tracks, the page of a run with tracks and teams (hand-written as the tracking and teams stages write them) and
+of one without (teams guessed from kit colours), of a run with only the `frames` stage and of a run with a missing
+video, the real flow followed by `matchflow report` through the CLI,
 and a headless Chromium (Debian's `chromium` package: `make browser` installs it) that loads the pages and
 checks that their images decode.
 """
@@ -22,16 +24,24 @@ import pytest
 
 from matchflow.html_report import (
     CLASS_COLOURS,
+    GROUP_COLOURS,
     LINE_COLOUR,
     build_report,
+    crop_strip,
     draw_frame,
     draw_positions,
+    draw_trajectories,
     game_counts,
     kit_groups,
     load_game,
+    longest_tracks,
     pick_frames,
+    pick_minute,
     render_report,
+    spread,
+    team_of_rows,
     topview_strip,
+    track_paths,
 )
 from matchflow.models.geometry.pitch import PitchModel, draw_polylines
 from matchflow.storage import arrays as zarr_io
@@ -64,15 +74,23 @@ def _write_video(path: Path, n: int = 100) -> None:
             video.write(bgr)
 
 
-def _players(frames: np.ndarray) -> dict:
-    """Per frame: two red and two blue players on the field, a referee, one red player off the field."""
+#: The people of `_players` (class, kit, pitch x, y, on the field) and, as the teams stage would write them, the
+#: team and role of their tracks (track = det): the second red player is the goalkeeper of team 0.
+PEOPLE = [("player", RED, -20.0, -10.0, True), ("player", RED, -30.0, 5.0, True),
+          ("player", BLUE, 20.0, 10.0, True), ("player", BLUE, 25.0, -5.0, True),
+          ("referee", BLACK, 0.0, 0.0, True), ("player", RED, -40.0, 40.0, False)]
+TRACK_TEAMS = [0, 0, 1, 1, None, None]
+TRACK_ROLES = ["player", "goalkeeper", "player", "player", "referee", "other"]
+
+
+def _players(frames: np.ndarray, moving: bool = False) -> dict:
+    """Per frame: two red and two blue players on the field, a referee, one red player off the field
+    (``moving``: each 1 m further toward +x per sampled frame)."""
     rows: dict[str, list] = {k: [] for k in ("frame", "t", "det", "x1", "y1", "x2", "y2", "score", "cls", "pitch_x",
                                              "pitch_y", "on_field", "color_r", "color_g", "color_b", "area")}
-    people = [("player", RED, -20.0, -10.0, True), ("player", RED, -30.0, 5.0, True),
-              ("player", BLUE, 20.0, 10.0, True), ("player", BLUE, 25.0, -5.0, True),
-              ("referee", BLACK, 0.0, 0.0, True), ("player", RED, -40.0, 40.0, False)]
     for f in frames:
-        for d, (cls, rgb, px, py, on) in enumerate(people):
+        for d, (cls, rgb, px, py, on) in enumerate(PEOPLE):
+            px = px + (float(f) if moving else 0.0)
             u, v = H_INV[0, 0] * px + H_INV[0, 2], H_INV[1, 1] * py + H_INV[1, 2]
             for k, val in (("frame", f), ("t", f / 2.0), ("det", d), ("x1", u - 5), ("y1", v - 20), ("x2", u + 5),
                            ("y2", v), ("score", 0.9), ("cls", cls), ("pitch_x", px), ("pitch_y", py),
@@ -85,7 +103,9 @@ def _players(frames: np.ndarray) -> dict:
 def make_run(root: Path, *, stages: tuple[str, ...] = ("frames", "calibration", "detection", "localization",
                                                           "topview"), video: bool = True) -> dict:
     """A hand-made output root of one committed game (one half, 2 fps over a 4 s video: 8 sampled frames, the
-    calibration of frame 2 not valid, a ball in frames 0..2) and one failed game."""
+    calibration of frame 2 not valid, a ball in frames 0..2) and one failed game. With "tracking" in ``stages``
+    the people move and ``players.track`` is their det; with "teams" also ``players.team`` and the ``tracks``
+    table (TRACK_TEAMS, TRACK_ROLES)."""
     corpus, out = root / "corpus", root / "out"
     key = "league/2026 - A v B"
     video_path = corpus / "league" / "2026 - A v B" / "1_360p.mp4"
@@ -109,10 +129,21 @@ def make_run(root: Path, *, stages: tuple[str, ...] = ("frames", "calibration", 
                                                             "score": np.where(valid, 0.9, 0.2), "valid": valid})
         rows["calibration"] = len(vf)
     if "detection" in stages:
-        p = _players(frames)
+        p = _players(frames, moving="tracking" in stages)
         if "localization" not in stages:
             for k in ("pitch_x", "pitch_y", "on_field", "color_r", "color_g", "color_b", "area"):
                 p.pop(k)
+        if "tracking" in stages:
+            p["track"] = p["det"].astype(np.int32)
+        if "teams" in stages:
+            p["team"] = [TRACK_TEAMS[d] for d in p["det"]]
+            k = len(PEOPLE)
+            write_part(layout, "tracks", gid, key, 1, 0, {
+                "track": np.arange(k, dtype=np.int32), "first_frame": np.zeros(k, np.int32),
+                "last_frame": np.full(k, len(vf) - 1, np.int32), "frames": np.full(k, len(vf), np.int32),
+                "team": TRACK_TEAMS, "cls": TRACK_ROLES,
+                "pitch_x": [x + (len(vf) - 1) / 2 for _, _, x, _, _ in PEOPLE], "pitch_y": [y for *_, y, _ in PEOPLE]})
+            rows["tracks"] = k
         write_part(layout, "players", gid, key, 1, 0, p)
         bf = frames[:3]  # a ball in the first three frames
         write_part(layout, "ball", gid, key, 1, 0, {"frame": bf, "t": bf / 2.0, "x": np.full(3, 320.0),
@@ -143,9 +174,18 @@ def make_run(root: Path, *, stages: tuple[str, ...] = ("frames", "calibration", 
             "video": video_path, "n": len(vf)}
 
 
+#: The stages of a run with tracks and teams (the game-level stages after the chunk stages).
+TRACKED = ("frames", "calibration", "detection", "localization", "topview", "reid", "tracking", "teams")
+
+
 @pytest.fixture
 def run(tmp_path):
     return make_run(tmp_path)
+
+
+@pytest.fixture
+def tracked_run(tmp_path):
+    return make_run(tmp_path, stages=TRACKED)
 
 
 def _imgs(page: str) -> list[str]:
@@ -196,6 +236,88 @@ def test_positions_drawing_puts_dots_where_the_pitch_is():
     assert diff[h // 2, w // 2] and tuple(img[h // 2, w // 2]) == (255, 0, 0)  # the centre spot
     assert diff[h // 2 + 170, w // 2 - 262]  # the near left corner, 5 px per metre
     assert diff.sum() < 200  # two small dots, the NaN one left out
+
+
+def _near(a, b, tol: int = 40) -> bool:
+    return int(np.abs(np.asarray(a, int) - np.asarray(b, int)).sum()) <= tol
+
+
+def test_trajectories_are_drawn_at_the_tracks_pitch_positions():
+    empty = draw_trajectories([], [])
+    assert empty.shape == draw_positions(np.zeros((0, 2)), [(0, 0, 0)]).shape
+    h, w = empty.shape[:2]
+    px = lambda x, y: (int(round(w / 2 + 5 * x)), int(round(h / 2 + 5 * y)))  # noqa: E731  5 px per metre
+    red, blue, ref = GROUP_COLOURS[0], GROUP_COLOURS[1], CLASS_COLOURS["referee"]
+    paths = [np.array([[-30.0, -20.0], [-20.0, -20.0], [np.nan, 0.0], [-10.0, -20.0]]),  # a player of team 0
+             np.array([[44.0, 3.0], [46.0, 6.0]]),  # the goalkeeper of team 1
+             np.array([[10.0, 25.0], [15.0, 25.0]])]  # the referee
+    img = draw_trajectories(paths, [red, blue, ref], ["player", "goalkeeper", "referee"], thickness=2)
+    diff = (img != empty).any(axis=2)
+    for x in (-28.0, -25.0, -15.0, -11.0):  # along the player's line (the NaN point left out)
+        u, v = px(x, -20.0)
+        assert _near(img[v, u], red), (x, img[v, u])
+    u, v = px(-10.0, -20.0)
+    assert tuple(img[v, u]) == red and (diff[v - 3:v + 4, u - 3:u + 4]).sum() > 20  # the dot where it ends
+    u, v = px(46.0, 6.0)
+    assert tuple(img[v, u]) == blue and tuple(img[v, u + 4]) == (255, 255, 255)  # the goalkeeper's ringed square
+    u, v = px(45.0, 4.5)
+    assert _near(img[v, u], blue, 80)  # its line, between its two points
+    u, v = px(12.5, 25.0)
+    assert _near(img[v, u], ref)
+    u, v = px(15.0, 25.0)
+    assert (img[v - 6:v + 7, u - 6:u + 7] == ref).all(axis=2).sum() >= 10  # the referee's diamond
+    # nothing far from the paths
+    keep = np.zeros_like(diff)
+    for path in paths:
+        ok = path[np.isfinite(path).all(axis=1)]
+        (u0, v0), (u1, v1) = px(*ok.min(axis=0)), px(*ok.max(axis=0))
+        keep[v0 - 7:v1 + 8, u0 - 7:u1 + 8] = True
+    assert diff.sum() > 150 and not (diff & ~keep).any()
+
+
+def test_crop_strip_takes_each_box_from_its_own_frame():
+    cols = [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
+    boxes = np.array([[40.0, 40.0, 80.0, 120.0], [200.0, 100.0, 240.0, 180.0], [300.0, 20.0, 340.0, 100.0]])
+    images = []
+    for j in range(3):  # 200x120 decoded frames of a 400x240 video: every box painted, grey in the others' frames
+        img = np.full((120, 200, 3), 30, np.uint8)
+        for i, b in enumerate(boxes):
+            x1, y1, x2, y2 = (b / 2).astype(int)
+            img[y1:y2, x1:x2] = cols[j] if i == j else (128, 128, 128)
+        images.append(img)
+    strip = crop_strip(images + [None], boxes.tolist() + [[0.0, 0.0, 10.0, 10.0]],
+                       native_sizes=[(400, 240)] * 4, tile=(80, 40), gap=2)
+    assert strip.shape == (80, 4 * 42 - 2, 3)
+    for j in range(3):
+        tile = strip[:, j * 42:j * 42 + 40]
+        assert tuple(tile[40, 20]) == cols[j]  # its own box, from its own frame
+        assert (tile == cols[j]).all(axis=2).sum() > 0.5 * 80 * 40 * 0.5  # the box fills the tile's middle
+        assert not (tile == (128, 128, 128)).all(axis=2).any()  # no other box
+    assert (strip[:, 3 * 42:] == 235).all() and (strip[:, 40:42] == 255).all()  # no image: blank; gaps white
+    assert spread(20, 6) == [0, 4, 8, 11, 15, 19] and spread(3, 8) == [0, 1, 2] and spread(0, 4) == []
+
+
+def test_minute_paths_and_longest_tracks_from_the_tables():
+    import pandas as pd
+
+    # half 1: minute 0 has tracks 0, 1; minute 1 tracks 0, 1, 2 (and 3 without a position); minute 2 track 0
+    rows = pd.DataFrame({
+        "frame": [0, 0, 10, 10, 12, 12, 11, 20], "t": [5.0, 5.0, 65.0, 65.0, 70.0, 70.0, 66.0, 130.0],
+        "track": [0, 1, 0, 1, 2, 3, 0, 0], "pitch_x": [1.0, 2.0, 3.0, 4.0, 5.0, None, 3.5, 6.0],
+        "pitch_y": [0.0] * 8, "x1": [1.0] * 8, "y1": [1.0] * 8, "x2": [2.0] * 8, "y2": [3.0] * 8})
+    minute, counts = pick_minute(rows)
+    assert minute == 1 and counts == {0: 2, 1: 3, 2: 1}
+    assert pick_minute(rows, 2) == (2, counts) and pick_minute(rows.iloc[:0]) == (None, {})
+    paths = track_paths(rows[rows.t // 60 == 1])
+    assert sorted(paths) == [0, 1, 2] and paths[0][:, 0].tolist() == [3.0, 3.5]  # in frame order
+    assert longest_tracks(rows, None, 2) == [0, 1]  # 4 and 2 rows
+    tracks = pd.DataFrame({"half": [1] * 4, "track": [0, 1, 2, 3], "frames": [4, 2, 9, 1]})
+    assert longest_tracks(rows, tracks, 3) == [2, 0, 1]
+    # teams of rows: players.team, else tracks.team through (half, track)
+    p = pd.DataFrame({"half": [1, 1, 1, 2], "track": [0, 1, None, 1], "team": [1, None, None, None]})
+    t = pd.DataFrame({"half": [1, 1], "track": [0, 1], "team": [0, 0]})
+    got = team_of_rows(p, t).tolist()
+    assert got[:2] == [1.0, 0.0] and np.isnan(got[2:]).all()
 
 
 def test_topview_strip_spreads_over_the_half():
@@ -292,6 +414,44 @@ def test_page_with_a_missing_video_and_with_corpus(run, tmp_path):
     run["video"].write_bytes(b"not a video")
     page = render_report(str(run["out"]))
     assert "could not be decoded" in page and len(_imgs(page)) == 4
+
+
+def test_page_of_a_tracked_run(tracked_run, tmp_path):
+    page = render_report(str(tracked_run["out"]))
+    imgs = _imgs(page)
+    # 4 frames + 1 top-view strip + 2 teams + 1 other positions + 1 trajectory drawing + 6 crop strips
+    assert len(imgs) == 15, len(imgs)
+    for text in ("<h3>Tracks</h3>", "Crops of the longest tracks", "Teams shown: from the teams stage",
+                 "half 1, minute 0", "goalkeepers: 1", "referees: 1", "team 0 &middot; goalkeeper",
+                 "no team &middot; referee", "tracks (people followed in a half)"):
+        assert text in page, text
+    assert "group A" not in page and "a guess" not in page and "could not" not in page and "not found" not in page
+    decoded = [cv2.imdecode(np.frombuffer(base64.b64decode(u.split(",", 1)[1]), np.uint8), 1)[:, :, ::-1]
+               for u in imgs]
+    traj = decoded[8]
+    h, w = traj.shape[:2]
+    n = tracked_run["n"]
+    for d, (_, _, x, y, _) in enumerate(PEOPLE[:4]):  # where each player's track ends: its team's colour
+        x_end = x + n - 1
+        u, v = int(round(w / 2 + 5 * x_end)), int(round(h / 2 + 5 * y))
+        assert _near(traj[v, u], GROUP_COLOURS[TRACK_TEAMS[d]], 90), (d, traj[v, u])
+    strips = decoded[9:]
+    assert all(s.shape[:2] == (80, n * 42 - 2) for s in strips)  # 8 crops per track, one per sampled frame
+    assert page.count("crops of frames " + ", ".join(str(f) for f in range(n))) == 6
+    # another minute: none tracked there
+    page = render_report(str(tracked_run["out"]), minute=3)
+    assert "no tracked person with a pitch position in minute 3" in page and len(_imgs(page)) == 14
+    # the video gone: the crops say so, the trajectories stay
+    shutil.move(str(tracked_run["corpus"]), str(tmp_path / "moved"))
+    page = render_report(str(tracked_run["out"]), crops_per_track=4)
+    assert "no crops of half 1: video of half 1 not found" in page and len(_imgs(page)) == 5
+
+
+def test_page_of_an_untracked_run_guesses_teams_from_kit_colours(run):
+    page = render_report(str(run["out"]))
+    assert "Teams shown: a guess, not the teams stage" in page and "group A" in page
+    assert "no tracks: players.track is all null (stage tracking not run)" in page
+    assert "Crops of the longest tracks" not in page and len(_imgs(page)) == 8
 
 
 def test_page_of_a_frames_only_run_and_of_an_empty_root(tmp_path):
