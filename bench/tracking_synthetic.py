@@ -4,7 +4,7 @@ Synthesizes games with the *held-out* cameras of the camera prior (and stadiums,
 training used), 1280x720, with cut-aways (close-ups and crowd shots) for ``--cutaways`` of each half; runs the
 soccer chain at 2 fps twice through ``matchflow run``: with the ``reid`` stage (two-stream, shipped weights) and
 ``appearance: reid``, and without it (``appearance: colour``); scores both with ``matchflow eval tracking``
-(TrackEval HOTA / IDF1 / MOTA, team accuracy, role recall) and times the stages from the manifests (tracking
+(TrackEval HOTA / IDF1 / MOTA, team accuracy, role recall, SoccerNet's GS-HOTA) and times the stages from the manifests (tracking
 and teams against the whole chain, per sampled frame). Writes the section "Tracking and teams" of
 bench/RESULTS.md.
 
@@ -76,8 +76,8 @@ def main() -> None:
               f"sampled at 2 fps; people at least 30% visible. Targets: HOTA >= 0.75, IDF1 >= 0.80, team accuracy "
               ">= 0.97, goalkeeper and referee recall >= 0.9.", "",
               "| appearance | HOTA | DetA | AssA | IDF1 | MOTA | ID switches / player-minute | team accuracy "
-              "(best permutation) | goalkeeper recall | referee recall |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "(best permutation) | goalkeeper recall | referee recall | GS-HOTA |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
     def f(v: object) -> str:
         return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -87,7 +87,7 @@ def main() -> None:
         lines.append(f"| {label} | {f(r['HOTA'])} | {f(r['DetA'])} | {f(r['AssA'])} | {f(r['IDF1'])} | {f(r['MOTA'])} | "
                      f"{f(r['IDSW_per_player_minute'])} | {f(r.get('team_accuracy'))} "
                      f"({f(r.get('team_accuracy_best_permutation'))}) | {f(r['goalkeeper_recall'])} | "
-                     f"{f(r['referee_recall'])} |")
+                     f"{f(r['referee_recall'])} | {f(r.get('GS-HOTA'))} |")
     lines += ["", "Cost (worker seconds from the manifests, per sampled frame):", ""]
     for name, r in results.items():
         total = sum(r["seconds"].values())

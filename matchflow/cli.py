@@ -613,11 +613,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("out")
     st.set_defaults(func=cmd_status)
 
-    x = sub.add_parser("export", help="export committed games as kloppy tracking tables, SoccerNet CCBV or MOT files")
+    x = sub.add_parser("export", help="export committed games as kloppy tracking tables, SoccerNet CCBV, MOT or "
+                       "SoccerNet game-state (GSR) files")
     x.add_argument("out", help="output root of a run (local folder or s3://)")
-    x.add_argument("--format", required=True, choices=("kloppy", "soccernet-ccbv", "mot"),
+    x.add_argument("--format", required=True, choices=("kloppy", "soccernet-ccbv", "mot", "gsr"),
                    help="kloppy: Second Spectrum tracking files kloppy loads and wide tracking tables, +y up (y "
-                        "flipped); soccernet-ccbv: calibration JSON; mot: MOT Challenge boxes of tracked players")
+                        "flipped); soccernet-ccbv: calibration JSON; mot: MOT Challenge boxes of tracked players; "
+                        "gsr: SoccerNet game-state Labels-GameState.json per half (boxes, pitch points, roles, "
+                        "team sides)")
     x.add_argument("--dest", required=True, help="folder (or s3:// prefix) to write to, outside the output root")
     x.add_argument("--game", help="export only this game (its key or game id)")
     x.add_argument("--allow-empty", action="store_true",
@@ -649,8 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--json", help="also write the report as JSON to this file")
     ed.set_defaults(func=cmd_eval_detector)
 
-    et = ev_sub.add_parser("tracking", help="HOTA, DetA, AssA, IDF1, MOTA, ID switches (TrackEval), team accuracy "
-                           "and role recall against a synthetic corpus's persistent identities")
+    et = ev_sub.add_parser("tracking", help="HOTA, DetA, AssA, IDF1, MOTA, ID switches (TrackEval), GS-HOTA, team "
+                           "accuracy and role recall against a synthetic corpus's persistent identities")
     et.add_argument("out", help="output root of a run with the tracking (and teams) stages")
     et.add_argument("ground_truth", help="synthetic corpus folder holding <half>_gt_players.parquet files")
     et.add_argument("--min-visible", type=options.fraction, default=0.3,

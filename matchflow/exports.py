@@ -6,12 +6,15 @@
   ``metadata.json`` sidecar: :func:`export_kloppy`.
 - ``soccernet-ccbv``: SoccerNet CCBV calibration files, one per half: :func:`export_soccernet_ccbv`.
 - ``mot``: MOT Challenge text files of the tracked boxes, one per half: :func:`export_mot`.
+- ``gsr``: SoccerNet game-state reconstruction labels (``Labels-GameState.json``), one per half: the tracked
+  people with their boxes, pitch positions, roles and team sides: :func:`export_gsr`.
 
 Every export reads the committed games of ``out`` only (as the SQL views do) and writes under
 ``dest/<game_id>/``; ``out`` is never modified, and a ``dest`` inside ``out`` is refused. Problems (an output root
 without committed games, an unknown game, a table the format needs that a game lacks) raise
 :class:`ExportError`, whose message names the path or the table. An export with nothing in it (no tracked box
-for ``mot``, no position for ``kloppy``, no valid calibration for ``soccernet-ccbv``) raises
+for ``mot``, no position for ``kloppy``, no valid calibration for ``soccernet-ccbv``, no tracked person on the
+pitch for ``gsr``) raises
 :class:`EmptyExport` before writing anything, unless ``allow_empty``.
 """
 
@@ -31,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from matchflow.models.geometry.camera import apply_homography
 from matchflow.models.geometry.pitch import PitchModel
 from matchflow.storage import fs
 from matchflow.storage.layout import OutputLayout
@@ -43,22 +47,30 @@ __all__ = [
     "ExportError",
     "ExportedGame",
     "FORMATS",
+    "GSR_CATEGORIES",
+    "GSR_LABELS",
     "REQUIRED_TABLES",
     "CCBV_SUFFIX",
     "committed_games",
     "export",
+    "export_gsr",
     "export_kloppy",
     "export_mot",
     "export_soccernet_ccbv",
+    "gsr_game_labels",
+    "gsr_image_id",
+    "gsr_labels",
+    "gsr_side",
     "kloppy_tracking_table",
     "mot_lines",
 ]
 
-FORMATS = ("kloppy", "soccernet-ccbv", "mot")
+FORMATS = ("kloppy", "soccernet-ccbv", "mot", "gsr")
 REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
     "kloppy": ("frames", "calibration", "players"),  # the ball table is used when present
     "soccernet-ccbv": ("frames", "calibration"),
     "mot": ("frames", "players"),
+    "gsr": ("frames", "calibration", "players", "tracks"),
 }
 CCBV_SUFFIX = "_field_calib_ccbv.json"
 KLOPPY_METADATA = "metadata.json"
@@ -575,13 +587,179 @@ def _mot_game(layout: OutputLayout, g: ExportedGame, storage_options: dict[str, 
     return GameFiles(files, items)
 
 
+# --------------------------------------------------------------------------------------------- GSR
+#: The labels file of a sequence (a half) in SoccerNet's game-state reconstruction layout.
+GSR_LABELS = "Labels-GameState.json"
+#: SoccerNet GSR's category ids of the roles the export writes (4 ball, 5 pitch and 6 camera are not written).
+GSR_CATEGORIES = {"player": 1, "goalkeeper": 2, "referee": 3, "other": 7}
+#: The layout version of SoccerNet's Labels-GameState.json files the export follows (``info.version``).
+GSR_VERSION = "1.3"
+
+
+def gsr_side(team: int | None, half: int) -> str | None:
+    """SoccerNet GSR's team side of ``team`` (0, 1) in ``half``: ``"left"`` for the team defending the goal on
+    the left as seen from the main camera (x = -52.5; it attacks toward +x), else ``"right"``; None without a
+    team.
+
+    Team 0 attacks toward +x in the first half and the teams swap ends at half time, so team 0 is left in
+    half 1 and right in half 2 (odd halves left, even halves right); team 1 the other way round.
+    """
+    if team not in (0, 1):
+        return None
+    return "left" if (team == 0) == (half % 2 == 1) else "right"
+
+
+def gsr_image_id(half: int, video_frame: int) -> str:
+    """The GSR image id of a sampled frame: ``half`` x 10^9 + ``video_frame`` + 1, ten digits like SoccerNet's
+    (split, sequence, frame) ids, the half first and the frame number 1-based (SoccerNet numbers frames from 1)."""
+    return str(half * 10**9 + video_frame + 1)
+
+
+def _f32(v: float) -> float:
+    """A float32 value as the shortest float that reads back to it (JSON numbers without float32 noise)."""
+    return float(_fmt(v))
+
+
+def gsr_labels(
+    frames: pa.Table, calibration: pa.Table | None, players: pa.Table, tracks: pa.Table | None,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One half's SoccerNet GSR labels (the content of ``Labels-GameState.json``): ``info``, ``images``,
+    ``annotations`` and ``categories``.
+
+    - ``images``: one per sampled frame, in frame order: ``image_id`` (:func:`gsr_image_id`), ``file_name``
+      (``<video frame + 1>.jpg``, six digits: the frame's file when every frame of the half's video is written
+      out as SoccerNet does, ``000001.jpg`` first), ``width``, ``height``, ``is_labeled`` and
+      ``has_labeled_person`` (true: every sampled frame went through detection), ``has_labeled_pitch`` and
+      ``has_labeled_camera`` (the frame has a valid calibration), no ignore regions.
+    - ``annotations``: one per tracked person (a ``players`` row with a ``track``) in a frame with a valid
+      calibration and a pitch position, ordered by frame then track: ``id`` (the image id followed by ``det``
+      in five digits), ``image_id``, ``track_id`` (``track``), ``supercategory`` ``"object"``, ``category_id``
+      (:data:`GSR_CATEGORIES` of the role), ``bbox_image`` (pixels: ``x``, ``y`` the top-left corner, ``w``,
+      ``h``, ``x_center``, ``y_center``), ``bbox_pitch`` (metres, SoccerNet's pitch frame, as the output
+      tables: ``x_bottom_middle``, ``y_bottom_middle`` = ``pitch_x``, ``pitch_y``, and the box's bottom
+      corners through the frame's homography), ``attributes``: ``role`` (the track's ``tracks.cls``; ``other``
+      when it has none), ``team`` (:func:`gsr_side` of the track's team, for players and goalkeepers only,
+      else null) and ``jersey`` (the track's ``tracks.jersey``, null while no stage reads jerseys). Rows
+      without a pitch position are left out, as SoccerNet's tools leave out detections without one.
+    - ``categories``: the person categories of :data:`GSR_CATEGORIES`.
+
+    ``info`` entries are added to the file's ``info`` (version, image folder and extension, sequence length,
+    number of tracks).
+    """
+    fr = _sorted_frames(frames)
+    n = fr.num_rows
+    fid, vf = _ints(fr, "frame"), _ints(fr, "video_frame")
+    half = int(fr.column("half")[0].as_py()) if n else 0
+    ok = np.zeros(n, bool)
+    hom = np.full((n, 3, 3), np.nan)
+    if calibration is not None and calibration.num_rows:
+        rows = _row_of(fid, _ints(calibration, "frame"))
+        good = _bools(calibration, "valid") & (rows >= 0)
+        ok[rows[good]] = True
+        for i, h in enumerate(calibration.column("homography").to_pylist()):
+            if good[i] and h is not None:
+                hom[rows[i]] = np.reshape(h, (3, 3))
+    image_ids = [gsr_image_id(half, int(v)) for v in vf]
+    widths, heights = _ints(fr, "width"), _ints(fr, "height")
+    images = [{
+        "image_id": image_ids[i], "file_name": f"{vf[i] + 1:06d}.jpg", "height": int(heights[i]),
+        "width": int(widths[i]), "is_labeled": True, "has_labeled_person": True,
+        "has_labeled_pitch": bool(ok[i]), "has_labeled_camera": bool(ok[i]),
+        "ignore_regions_y": [], "ignore_regions_x": [],
+    } for i in range(n)]
+
+    attrs: dict[int, tuple[str, str | None, str | None]] = {}
+    if tracks is not None:
+        for t, team, cls, jersey in zip(_ints(tracks, "track").tolist(), _floats(tracks, "team").tolist(),
+                                        tracks.column("cls").to_pylist(), tracks.column("jersey").to_pylist()):
+            role = cls if cls in GSR_CATEGORIES else "other"
+            side = gsr_side(int(team), half) if role in ("player", "goalkeeper") and np.isfinite(team) else None
+            attrs[int(t)] = (role, side, jersey)
+    tracked = players.filter(pc.is_valid(players.column("track")))
+    row, tr, det = _row_of(fid, _ints(tracked, "frame")), _ints(tracked, "track"), _ints(tracked, "det")
+    x1, y1, x2, y2, px, py = (_floats(tracked, c, np.float32) for c in ("x1", "y1", "x2", "y2", "pitch_x", "pitch_y"))
+    keep = (row >= 0) & np.isfinite(x1) & np.isfinite(y1) & np.isfinite(x2) & np.isfinite(y2)
+    keep &= np.isfinite(px) & np.isfinite(py)
+    keep[keep] = ok[row[keep]]
+    annotations = []
+    for i in np.lexsort((tr, row)):
+        if not keep[i]:
+            continue
+        role, side, jersey = attrs.get(int(tr[i]), ("other", None, None))
+        left, top, right, bottom = (float(v) for v in (x1[i], y1[i], x2[i], y2[i]))
+        corners, w = apply_homography(hom[row[i]], np.array([[left, bottom], [right, bottom]]))
+        good = np.isfinite(corners).all(axis=1) & (np.abs(w) > 1e-12)
+        mid = (_f32(px[i]), _f32(py[i]))
+        (xl, yl), (xr, yr) = ((_f32(c[0]), _f32(c[1])) if g else mid for c, g in zip(corners, good))
+        image_id = image_ids[row[i]]
+        annotations.append({
+            "id": f"{image_id}{det[i]:05d}", "image_id": image_id, "track_id": int(tr[i]),
+            "supercategory": "object", "category_id": GSR_CATEGORIES[role],
+            "bbox_image": {"x": _f32(left), "y": _f32(top), "x_center": _f32((left + right) / 2),
+                           "y_center": _f32((top + bottom) / 2), "w": _f32(right - left), "h": _f32(bottom - top)},
+            "bbox_pitch": {"x_bottom_left": xl, "y_bottom_left": yl, "x_bottom_middle": mid[0],
+                           "y_bottom_middle": mid[1], "x_bottom_right": xr, "y_bottom_right": yr},
+            "attributes": {"role": role, "team": side, "jersey": jersey},
+        })
+    return {
+        "info": {"version": GSR_VERSION, "im_dir": "img1", "im_ext": ".jpg", "seq_length": n,
+                 "num_tracklets": len({a["track_id"] for a in annotations}), **(info or {})},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"supercategory": "object", "id": i, "name": name} for name, i in GSR_CATEGORIES.items()],
+    }
+
+
+def gsr_game_labels(
+    layout: OutputLayout, g: ExportedGame, storage_options: dict[str, Any] | None = None
+) -> dict[int, dict[str, Any]]:
+    """The GSR labels (:func:`gsr_labels`) of each half of a committed game; ExportError naming the table when
+    the game lacks one the ``gsr`` format needs."""
+    _check_tables(layout, [g], "gsr", storage_options)
+    frames = cast(pa.Table, _read(layout, "frames", g, storage_options))
+    calibration = _read(layout, "calibration", g, storage_options)
+    players = cast(pa.Table, _read(layout, "players", g, storage_options))
+    tracks = _read(layout, "tracks", g, storage_options)
+    rate = sampling_rate(frames, g.manifest)
+    return {
+        h: gsr_labels(cast(pa.Table, _half(frames, h)), _half(calibration, h), cast(pa.Table, _half(players, h)),
+                      _half(tracks, h), {"id": str(h), "name": f"{g.key} half {h}", "game": g.key,
+                                         "game_id": g.game_id, "half": h, "frame_rate": rate})
+        for h in _halves(frames)
+    }
+
+
+def export_gsr(
+    out: str, dest: str, game: str | None = None, storage_options: dict[str, Any] | None = None,
+    allow_empty: bool = False,
+) -> list[str]:
+    """Write SoccerNet game-state reconstruction labels of the committed games of ``out`` under ``dest``;
+    returns the files.
+
+    Per game and half (every half of the ``frames`` table): ``dest/<game_id>/<half>/Labels-GameState.json``,
+    the labels of :func:`gsr_labels`: one sequence folder per half as in SoccerNet's GSR data set
+    (``<sequence>/Labels-GameState.json``, with the frames, were they extracted, in ``img1/``). Needs the
+    ``frames``, ``calibration``, ``players`` and ``tracks`` tables (the tracking and teams stages).
+    """
+    return export(out, "gsr", dest, game, storage_options, allow_empty)
+
+
+def _gsr_game(layout: OutputLayout, g: ExportedGame, storage_options: dict[str, Any] | None) -> GameFiles:
+    labels = gsr_game_labels(layout, g, storage_options)
+    files = [(f"{h}/{GSR_LABELS}", json.dumps(doc, separators=(",", ":")).encode()) for h, doc in labels.items()]
+    return GameFiles(files, sum(len(doc["annotations"]) for doc in labels.values()))
+
+
 # --------------------------------------------------------------------------------------------- dispatch
 _GAMES: dict[str, Callable[[OutputLayout, ExportedGame, dict[str, Any] | None], GameFiles]] = {
     "kloppy": _kloppy_game,
     "soccernet-ccbv": _ccbv_game,
     "mot": _mot_game,
+    "gsr": _gsr_game,
 }
-_WHAT = {"kloppy": "player or ball position", "soccernet-ccbv": "valid calibration", "mot": "tracked box"}
+_WHAT = {"kloppy": "player or ball position", "soccernet-ccbv": "valid calibration", "mot": "tracked box",
+         "gsr": "tracked person with a pitch position"}
 
 
 def export(

@@ -15,11 +15,15 @@ from matchflow.exports import (
     ExportError,
     committed_games,
     export,
+    export_gsr,
     export_kloppy,
     export_mot,
     export_soccernet_ccbv,
+    gsr_image_id,
+    gsr_side,
     sampling_rate,
 )
+from matchflow.models.geometry.camera import apply_homography
 from matchflow.models.geometry.camera_prior import load_camera_prior
 from matchflow.storage import manifest
 from matchflow.storage.corpus import game_id
@@ -74,6 +78,8 @@ PLAYERS = {
         (1, 0, 11, 52.0, 61.0, 72.0, 112.0, 0.75, 31.0, 11.5, 1),
     ],
 }
+# tracks (the teams stage's half table): half -> (track, team, cls, jersey)
+TRACKS = {1: [(3, 0, "player", "10"), (7, 1, "goalkeeper", None)], 2: [(11, 1, "player", None)]}
 # ball: (frame, score, pitch_x, pitch_y)
 BALL = {1: [(0, 0.9, 1.5, 2.5), (0, 0.3, -40.0, -20.0), (2, 0.8, 3.0, 4.0), (3, 0.7, 5.0, -6.0)], 2: [(1, 0.5, 7.0, 8.0)]}
 NFRAMES = {1: 4, 2: 2}
@@ -98,6 +104,12 @@ def _write_game_a(layout):
             "det": np.array([r[1] for r in rows], np.int16), "track": [r[2] for r in rows],
             "x1": col(3), "y1": col(4), "x2": col(5), "y2": col(6), "score": col(7),
             "pitch_x": col(8), "pitch_y": col(9), "team": [r[10] for r in rows], "cls": ["player"] * len(rows)})
+        tracks = TRACKS[half]
+        write_part(layout, "tracks", gid, KEY_A, half, 0, {
+            "track": np.array([t[0] for t in tracks], np.int32), "team": [t[1] for t in tracks],
+            "cls": [t[2] for t in tracks], "jersey": [t[3] for t in tracks],
+            "first_frame": np.zeros(len(tracks), np.int32), "last_frame": np.zeros(len(tracks), np.int32),
+            "frames": np.ones(len(tracks), np.int32)})
         balls = BALL[half]
         write_part(layout, "ball", gid, KEY_A, half, 0, {
             "frame": np.array([b[0] for b in balls], np.int32), "t": _t([b[0] for b in balls]),
@@ -312,6 +324,78 @@ def test_trackeval_reads_the_mot_export(output, tmp_path):
     combined = results["MotChallenge2DBox"][game_id(KEY_A)]["COMBINED_SEQ"]["pedestrian"]
     assert combined["HOTA"]["HOTA(0)"] == pytest.approx(1.0)
     assert combined["Identity"]["IDF1"] == pytest.approx(1.0)
+
+
+def test_gsr_export(output, tmp_path):
+    """One Labels-GameState.json per half: every sampled frame an image, every tracked person of a validly
+    calibrated frame an annotation whose box, pitch point, track, role and team side read back."""
+    import shutil
+
+    out, i2p = output
+    before = _snapshot(out)
+    dest = tmp_path / "gsr"
+    written = export_gsr(str(out), str(dest), game=KEY_A)
+    folder = dest / game_id(KEY_A)
+    assert written == [str(folder / "1" / "Labels-GameState.json"), str(folder / "2" / "Labels-GameState.json")]
+    assert _snapshot(out) == before
+    # team sides: team 0 attacks +x (defends the left goal) in half 1 and swaps ends at half time
+    assert [gsr_side(0, 1), gsr_side(1, 1), gsr_side(0, 2), gsr_side(1, 2), gsr_side(None, 1)] == [
+        "left", "right", "right", "left", None]
+    tracks = {h: {t[0]: t for t in rows} for h, rows in TRACKS.items()}
+    for half, n in NFRAMES.items():
+        doc = json.loads((folder / str(half) / "Labels-GameState.json").read_text())
+        assert set(doc) == {"info", "images", "annotations", "categories"}
+        info = doc["info"]
+        assert (info["half"], info["game"], info["game_id"], info["seq_length"]) == (half, KEY_A, game_id(KEY_A), n)
+        assert info["frame_rate"] == 2.0 and info["version"] == "1.3" and info["im_dir"] == "img1"
+        assert {c["name"]: c["id"] for c in doc["categories"]} == {"player": 1, "goalkeeper": 2, "referee": 3,
+                                                                    "other": 7}
+        assert all(c["supercategory"] == "object" for c in doc["categories"])
+        # images: every sampled frame in order, named by its 1-based video frame; pitch labelled where calibrated
+        images = doc["images"]
+        ids = [gsr_image_id(half, int(VIDEO_FRAMES[f])) for f in range(n)]
+        assert [im["image_id"] for im in images] == ids and len(set(ids)) == n and all(len(i) == 10 for i in ids)
+        assert ids[0] == f"{half}000000001"  # video frame 0: frame number 1, as SoccerNet numbers frames
+        assert [im["file_name"] for im in images] == [f"{VIDEO_FRAMES[f] + 1:06d}.jpg" for f in range(n)]
+        assert all((im["width"], im["height"]) == SIZE and im["is_labeled"] and im["has_labeled_person"]
+                   for im in images)
+        calibrated = [CAL[half].get(f, (False, 0))[0] for f in range(n)]
+        assert [im["has_labeled_pitch"] for im in images] == calibrated
+        assert [im["has_labeled_camera"] for im in images] == calibrated
+        # annotations: tracked rows of validly calibrated frames with a pitch position, by frame then track
+        want = [r for r in PLAYERS[half] if r[2] is not None and calibrated[r[0]] and r[8] is not None]
+        anns = doc["annotations"]
+        assert [(a["image_id"], a["track_id"]) for a in anns] == [(ids[r[0]], r[2]) for r in want]
+        assert len({a["id"] for a in anns}) == len(anns)
+        assert info["num_tracklets"] == len({r[2] for r in want})
+        for a, r in zip(anns, want):
+            frame, det, track, x1, y1, x2, y2 = r[:7]
+            assert a["id"] == f"{ids[frame]}{det:05d}" and a["supercategory"] == "object"
+            box = a["bbox_image"]
+            assert (box["x"], box["y"]) == (x1, y1)
+            assert (box["w"], box["h"]) == pytest.approx((x2 - x1, y2 - y1))
+            assert (box["x_center"], box["y_center"]) == pytest.approx(((x1 + x2) / 2, (y1 + y2) / 2))
+            pitch = a["bbox_pitch"]
+            assert (np.float32(pitch["x_bottom_middle"]), np.float32(pitch["y_bottom_middle"])) == (
+                np.float32(r[8]), np.float32(r[9]))  # SoccerNet's pitch frame, as the tables: y not flipped
+            corners, w = apply_homography(i2p[half][frame], np.array([[x1, y2], [x2, y2]]))
+            assert np.all(np.abs(w) > 1e-9)
+            got = [[pitch["x_bottom_left"], pitch["y_bottom_left"]], [pitch["x_bottom_right"], pitch["y_bottom_right"]]]
+            np.testing.assert_allclose(got, corners, rtol=1e-5, atol=1e-4)
+            _, team, role, jersey = tracks[half][track]
+            assert a["category_id"] == {"player": 1, "goalkeeper": 2}[role]
+            assert a["attributes"] == {"role": role, "team": gsr_side(team, half), "jersey": jersey}
+    # half 2: team 1 has changed ends, it is the left team
+    doc2 = json.loads((folder / "2" / "Labels-GameState.json").read_text())
+    assert {a["attributes"]["team"] for a in doc2["annotations"]} == {"left"}
+    # the format needs the tracks table (tracking and teams stages) and says which table a game lacks
+    with pytest.raises(ExportError, match="no 'calibration' table"):
+        export_gsr(str(out), str(tmp_path / "b"), game=KEY_B)
+    shutil.rmtree(out / "tables" / "tracks")
+    with pytest.raises(ExportError, match=r"no 'tracks' table .*the gsr export needs the tables frames, calibration, "
+                                          r"players, tracks"):
+        export_gsr(str(out), str(tmp_path / "c"), game=KEY_A)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
 def test_an_export_with_nothing_in_it_says_so_and_writes_nothing(output, tmp_path):

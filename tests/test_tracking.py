@@ -152,3 +152,38 @@ def test_people_off_the_field_have_no_team(play):
     team = teams.of_rows(ids)
     assert np.all(team[off & (np.bincount(ids)[ids] > 5)] == -1)
     assert set(teams.role[np.isin(teams.track, ids[off])]) >= {"other"}
+
+
+def _kit_colours(play, pid: np.ndarray, shirts: dict[int, tuple] | None = None) -> np.ndarray:
+    """Kit-colour vectors of detections of persons ``pid``: their shirt (or ``shirts[person]``) with noise."""
+    rng = np.random.default_rng(7)
+    shirt = np.array([(shirts or {}).get(i, p.kit.shirt)[::-1] for i, p in enumerate(play.persons)], float)
+    return colour_features(np.clip(shirt[pid] + rng.normal(0, 12, (len(pid), 3)), 0, 255))
+
+
+def test_roles_from_kit_colours_and_place_with_reid_embeddings(play):
+    """ReID embeddings tell people apart, not kits: third kits come from the kit colours, and a goalkeeper whose
+    kit looks like his team's is found by his place, deepest in his penalty area. The detector's classes say
+    nothing here (all 'player')."""
+    det, pid, role, params = _sample(play, miss=0.05, noise=0.3, cuts=False, embeddings=0.7)
+    ids = track_half(det, params)
+    keepers = [i for i, p in enumerate(play.persons) if p.role == "goalkeeper"]
+    look_alike = {keepers[0]: play.persons[1 if keepers[0] != 1 else 2].kit.shirt}  # a teammate's shirt
+    for shirts in (None, look_alike):
+        colour = _kit_colours(play, pid, shirts)
+        teams = assign_teams(ids, det.appearance, det.pitch[:, 0], np.ones(len(ids), bool),
+                             np.full(len(ids), "player", dtype=object), 1, colour=colour, pitch_y=det.pitch[:, 1],
+                             frame=det.frame)
+        got = teams.role[np.searchsorted(teams.track, ids)]
+        for r in ("goalkeeper", "referee"):
+            assert np.mean(got[role == r] == r) > 0.9, (r, shirts)
+        assert np.mean(got[role == "player"] == "player") > 0.97
+        # a goalkeeper joins the team that defends his goal; the referee has none
+        team = teams.of_rows(ids)
+        truth = np.array([play.persons[i].team for i in pid])
+        assert np.mean(team[role == "goalkeeper"] == truth[role == "goalkeeper"]) > 0.9
+        assert np.all(team[got == "referee"] == -1)
+    # without the colours or the place, ReID embeddings alone do not find the goalkeepers
+    alone = assign_teams(ids, det.appearance, det.pitch[:, 0], np.ones(len(ids), bool),
+                         np.full(len(ids), "player", dtype=object), 1)
+    assert np.mean(alone.role[np.searchsorted(alone.track, ids)][role == "goalkeeper"] == "goalkeeper") < 0.5

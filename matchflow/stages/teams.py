@@ -2,8 +2,9 @@
 (:func:`matchflow.models.tracking.teams.assign_teams`).
 
 Appearance clusters per half (``reid`` embeddings, or kit colours with ``appearance: colour``), a vote per track,
-third kits as goalkeepers (near a goal; they join the team defending it) or referees (no team), people mostly
-off the field without a team. Team 0 is the team attacking toward +x in the first half, in both halves (teams
+third kits (by kit colour, with either appearance) as goalkeepers (in a penalty area or near a goal; they join
+the team defending it) or referees (no team), a track mostly deepest in a penalty area as its goalkeeper, people
+mostly off the field without a team. Team 0 is the team attacking toward +x in the first half, in both halves (teams
 swap ends at half time); without calibrated positions the order of the two teams is arbitrary.
 
 It also writes the half's ``tracks`` table: per track its first and last sampled frame, detections, team, role
@@ -32,8 +33,10 @@ class TeamsParams(StageParams):
     """``stage_params.teams`` (see :class:`matchflow.models.tracking.teams.TeamParams`)."""
 
     appearance: Literal["reid", "colour"] = "reid"
-    outlier: float = Field(2.5, gt=0)
-    goal_zone: float = Field(30.0, ge=0, le=52.5)
+    outlier: float = Field(3.0, gt=0, description="kit-colour distance (kit units) beyond which a track wears a third kit")
+    goal_zone: float = Field(30.0, ge=0, le=52.5, description="metres from the centre line of a goalkeeper's third kit")
+    keeper_share: float = Field(0.6, gt=0, le=1, description="share of a track's positions deepest in a penalty area "
+                                "that makes it the goalkeeper")
     seed: int = 0
 
 
@@ -43,9 +46,9 @@ class TeamsStage(GameStage):
     name = "teams"
     Params = TeamsParams
     params: TeamsParams
-    reads: tuple[str, ...] = (*_PLAYERS, "reid.det", "reid.row", "arrays/reid")
+    reads: tuple[str, ...] = (*_PLAYERS, *_COLOUR, "reid.det", "reid.row", "arrays/reid")
     writes: tuple[str, ...] = ("players.team", *_TRACKS)
-    version = "1"
+    version = "2"  # 2: third kits by kit colour with either appearance, goalkeepers by their place too
 
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
@@ -66,21 +69,22 @@ class TeamsStage(GameStage):
         if np.isnan(track).any():
             raise ValueError(f"game {half.ctx.game!r} half {half.ctx.half}: players rows without a track; "
                              "list the tracking stage before teams")
-        if self.params.appearance == "reid":
-            appearance = embeddings_of_rows(half, np.asarray(p["frame"], np.int64), np.asarray(p["det"], np.int64))
-        else:
-            rgb = np.stack([np.nan_to_num(np.asarray(p[c], np.float64), nan=128.0)
-                            for c in ("color_r", "color_g", "color_b")], axis=1)
-            appearance = colour_features(rgb)
+        frame = np.asarray(p["frame"], np.int64)
+        rgb = np.stack([np.nan_to_num(np.asarray(p[c], np.float64), nan=128.0)
+                        for c in ("color_r", "color_g", "color_b")], axis=1)
+        colour = colour_features(rgb)
+        appearance = (embeddings_of_rows(half, frame, np.asarray(p["det"], np.int64))
+                      if self.params.appearance == "reid" else colour)
         ids = track.astype(np.int64)
         result = assign_teams(ids, appearance, np.asarray(p["pitch_x"], np.float64), p["on_field"],
                               np.asarray(p["cls"], dtype=object), half.ctx.half,
                               TeamParams(outlier=self.params.outlier, goal_zone=self.params.goal_zone,
-                                         seed=self.params.seed))
+                                         keeper_share=self.params.keeper_share, seed=self.params.seed),
+                              colour=colour, pitch_y=np.asarray(p["pitch_y"], np.float64), frame=frame)
         team = result.of_rows(ids).astype(np.float64)
         team[team < 0] = np.nan  # null for referees and people off the field
         half.put_columns("players", team=team)
-        half.put_table("tracks", **track_summary(ids, np.asarray(p["frame"], np.int64),
+        half.put_table("tracks", **track_summary(ids, frame,
                                                  np.asarray(p["pitch_x"], np.float64),
                                                  np.asarray(p["pitch_y"], np.float64), result))
 
