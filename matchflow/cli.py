@@ -495,7 +495,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if _output_root(args.out, storage_options) is None:
         return 2
     dest = build_report(args.out, args.html, corpus=args.corpus, storage_options=storage_options,
-                        frames_per_half=args.frames_per_half, width=args.width, title=args.title)
+                        frames_per_half=args.frames_per_half, width=args.width, title=args.title,
+                        minute=args.minute, tracks_per_half=args.tracks_per_half)
     print(f"wrote {dest}")
     return 0
 
@@ -752,6 +753,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames shown per half (default 4)")
     hr.add_argument("--width", type=options.pixels, default=640, help="width of the embedded frames in pixels (default 640)")
     hr.add_argument("--title", help="page title")
+    hr.add_argument("--minute", type=options.non_negative_int,
+                    help="minute of each half whose trajectories are drawn (default: the one with the most tracked people)")
+    hr.add_argument("--tracks-per-half", type=options.non_negative_int, default=6,
+                    help="crop strips of the longest tracks per half (default 6)")
     hr.set_defaults(func=cmd_report)
     return p
 

@@ -542,12 +542,17 @@ def test_flow_then_report_through_the_cli(tmp_path, prefect_api):
     synthesize_corpus(corpus, games=1, halves=1, seconds=4.0, seed=3, width=640, height=360)
     stages = ["frames", "calibration", "detection"]
     stages += [s for s in ("localization", "graph", "topview") if s in available()]
-    cfg = PipelineConfig(workers=2, chunk_frames=4, batch_frames=4, retries=0, memory_limit="3GiB", stages=stages)
+    stages += ["tracking", "teams"]  # the report's trajectories and crop strips from the real stages' output
+    cfg = PipelineConfig(workers=2, chunk_frames=4, batch_frames=4, retries=0, memory_limit="3GiB", stages=stages,
+                         stage_params={"tracking": {"appearance": "colour"}, "teams": {"appearance": "colour"}})
     summary = run_corpus(str(corpus), str(out), cfg)
     assert not summary.failed and len(summary.committed) == 1
     html_path = tmp_path / "report" / "index.html"
-    assert main(["report", str(out), "--html", str(html_path)]) == 0
+    assert main(["report", str(out), "--html", str(html_path), "--minute", "0", "--tracks-per-half", "2"]) == 0
     page = html_path.read_text()
+    assert "Teams shown: from the teams stage" in page
+    assert "half 1, minute 0 (0:00" in page and "<h3>Crops of the longest tracks</h3>" in page
+    assert "The 2 tracks of each half with the most detections" in page
     manifest = json.loads(next((out / "manifests").glob("*.json")).read_text())
     assert manifest["game"] in page
     assert len(_imgs(page)) >= 4  # four frames of the half at least
