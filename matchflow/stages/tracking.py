@@ -36,7 +36,7 @@ class TrackingParams(StageParams):
     appearance: Literal["reid", "colour"] = "reid"
     max_speed: float = Field(9.0, gt=0, description="m/s")
     max_lost: float = Field(30.0, ge=0, description="seconds a lost track can be re-identified")
-    pitch_gap: float = Field(10.0, ge=0, description="seconds unseen over which a track is still followed on the pitch")
+    pitch_gap: float = Field(30.0, ge=0, description="seconds unseen over which a track is still followed on the pitch")
     min_iou: float = Field(0.2, gt=0, le=1)
     cut_jump: float = Field(25.0, gt=0, description="metres the view may move between samples within a shot")
 
@@ -79,7 +79,7 @@ class TrackingStage(GameStage):
     params: TrackingParams
     reads: tuple[str, ...] = (*_PLAYERS, *_CALIBRATION, "reid.det", "reid.row", "arrays/reid")
     writes: tuple[str, ...] = ("players.track",)
-    version = "1"
+    version = "2"  # 2: tracks followed on the pitch through 30 s unseen
 
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)

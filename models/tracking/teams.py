@@ -170,12 +170,15 @@ def assign_teams(
     # a third kit: the track's detections are typically (median) far from both kits' colours
     score = kit_outlier_scores(np.asarray(appearance if colour is None else colour, np.float64), kit_of_track[inv],
                                p.outlier)
-    third_colour = np.zeros(n, bool)
-    for m in members:
-        third_colour[m] = counts[m] >= p.min_frames and float(np.median(score[inv == m])) > p.outlier
+    median_score = np.array([float(np.median(score[inv == m])) if m in set(members) else 0.0 for m in range(n)])
+    long_enough = counts >= p.min_frames
+    third_colour = long_enough & (median_score > p.outlier)
+    # the detector's class: most of the track's detections called goalkeeper or referee, in a kit less typical
+    # of its team than half the team's detections
+    told = long_enough & (median_score > 1.0) & (np.maximum(votes["goalkeeper"], votes["referee"]) > 0.5)
     # a goalkeeper's place: in a penalty area and the deepest person toward that goal, most of the time
     in_goal = np.nan_to_num(keeper) >= p.keeper_share
-    third = third_colour[members] | (in_goal[members] & (counts[members] >= p.min_frames))
+    third = (third_colour | told | (in_goal & long_enough))[members]
     kit = label.astype(np.int8)
 
     # which kit is team 0: in half 1 it defends x = -52.5 (stands at lower x on average), in half 2 x = +52.5

@@ -5,7 +5,7 @@ Association therefore works on the pitch first, in the spirit of BoT-SORT and De
 
 1. **Pitch**: detections with a pitch position (valid calibration) against tracks with a Kalman state
    (:class:`~matchflow.models.tracking.kalman.PitchKalman`) last seen on the pitch up to ``short_gap`` seconds
-   ago (10 s with ReID embeddings, through cut-aways; 1 s with kit colours), gated by how
+   ago (30 s with ReID embeddings, through cut-aways; 1 s with kit colours), gated by how
    far a player can run since (``max_speed``); cost = metres from the predicted position / 3 (at most 2) +
    ``appearance_weight`` x appearance distance.
 2. **Image**: detections left over against tracks seen in the previous sampled frame *of the same shot*, by box
@@ -54,7 +54,7 @@ class TrackerParams:
     appearance_weight: float = 2.0  # weight of the appearance distance beside the motion cost
     max_appearance: float = 0.75  # never match beyond this appearance distance, in units of the median distance
     # between two people of one frame
-    short_gap: float = 10.0  # seconds unseen after which a track can only be re-identified (with ReID
+    short_gap: float = 30.0  # seconds unseen after which a track can only be re-identified (with ReID
     # embeddings; with colours, 1 s: teammates who look alike must not be joined across a longer gap)
     reid_quantile: float = 0.01  # the re-identification gate: this quantile of the distances between
     # different people (pairs of detections in one frame) of the half
