@@ -187,3 +187,28 @@ def test_roles_from_kit_colours_and_place_with_reid_embeddings(play):
     alone = assign_teams(ids, det.appearance, det.pitch[:, 0], np.ones(len(ids), bool),
                          np.full(len(ids), "player", dtype=object), 1)
     assert np.mean(alone.role[np.searchsorted(alone.track, ids)][role == "goalkeeper"] == "goalkeeper") < 0.5
+
+
+def test_the_detectors_class_names_a_referee_only_in_an_untypical_kit():
+    """Two kits of 10 players (6 detections each) and two people the detector calls referee: one wears a kit
+    a little off the nearest team's (within the third-kit threshold), one wears exactly a team's kit. The first
+    is a referee, the second stays a player of that team."""
+    rng = np.random.default_rng(0)
+    kits = np.array([[200.0, 30, 30], [30, 30, 200]])
+    rgb, track, cls = [], [], []
+    for t in range(22):
+        base = kits[t % 2] if t < 20 else (np.array([185.0, 45, 30]) if t == 20 else kits[1])
+        rgb += list(base + rng.normal(0, 8, (6, 3)))
+        track += [t] * 6
+        cls += ["referee" if t >= 20 else "player"] * 6
+    colour = colour_features(np.clip(rgb, 0, 255))
+    track_ids = np.array(track)
+    teams = assign_teams(track_ids, colour, np.full(len(track), np.nan), np.ones(len(track), bool),
+                         np.array(cls, dtype=object), 1)
+    assert teams.role[20] == "referee" and teams.team[20] == -1
+    assert teams.role[21] == "player" and teams.team[21] == teams.team[1]
+    assert set(teams.role[:20]) == {"player"}
+    # the first one's kit is no third kit by colour alone: without the detector's word it is a player
+    alone = assign_teams(track_ids, colour, np.full(len(track), np.nan), np.ones(len(track), bool),
+                         np.full(len(track), "player", dtype=object), 1)
+    assert alone.role[20] == "player"
