@@ -104,5 +104,5 @@ def check_output(out, folder) -> None:
     assert np.nanquantile(errors, 0.9) < 2.0, np.nanquantile(errors, 0.9)
 
     manifest = json.loads(next((out / "manifests").glob("*.json")).read_text())
-    assert manifest["stages"]["localization"] == "1" and manifest["stages"]["graph"] == "1"
+    assert manifest["stages"]["localization"] == "2" and manifest["stages"]["graph"] == "1"
     assert manifest["rows"]["graph_edges"] == len(edges)
