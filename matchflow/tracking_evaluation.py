@@ -52,6 +52,9 @@ def _table(layout: OutputLayout, name: str, columns: list[str], games: dict[str,
     return ds.to_table(columns=columns).to_pandas() if ds.files else pd.DataFrame(columns=columns)
 
 
+#: Index of the 0.5 threshold among HOTA's 19 localization thresholds 0.05, 0.10, ..., 0.95.
+_ALPHA_HALF = 9
+
 #: GS-HOTA's distance tolerance (metres): the localization similarity is 0.05 at this distance.
 GS_TOLERANCE_M = 5.0
 
@@ -211,6 +214,10 @@ def evaluate_tracking(out: str, ground_truth: str, min_visible: float = 0.3,
     report: dict[str, Any] = {
         "sequences": sequences,
         "HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])), "AssA": float(np.mean(hota["AssA"])),
+        # at box overlap 0.5 alone (the usual MOT threshold), and the mean IoU of matched boxes (LocA): with boxes
+        # a few tens of pixels tall, HOTA's strict thresholds (IoU up to 0.95) weigh the box fit as much as identity
+        "HOTA_at_iou_0.5": float(hota["HOTA"][_ALPHA_HALF]), "AssA_at_iou_0.5": float(hota["AssA"][_ALPHA_HALF]),
+        "LocA": float(np.mean(hota["LocA"])),
         "IDF1": float(combined["Identity"]["IDF1"]), "MOTA": float(combined["CLEAR"]["MOTA"]),
         "IDSW": int(combined["CLEAR"]["IDSW"]), "player_minutes": round(player_minutes, 2),
         "IDSW_per_player_minute": float(combined["CLEAR"]["IDSW"]) / max(player_minutes, 1e-9),
@@ -248,6 +255,8 @@ def format_tracking_report(report: dict[str, Any]) -> str:
         f"(people at least {report['min_visible']:.0%} visible)",
         f"HOTA {f(report['HOTA'])}  DetA {f(report['DetA'])}  AssA {f(report['AssA'])}  IDF1 {f(report['IDF1'])}  "
         f"MOTA {f(report['MOTA'])}",
+        f"at box overlap 0.5: HOTA {f(report['HOTA_at_iou_0.5'])}  AssA {f(report['AssA_at_iou_0.5'])}; "
+        f"LocA {f(report['LocA'])} (mean IoU of matched boxes)",
         f"GS-HOTA {f(report['GS-HOTA'])}  GS-DetA {f(report['GS-DetA'])}  GS-AssA {f(report['GS-AssA'])} (pitch "
         f"points within {report['GS-HOTA_tolerance_m']:g} m, role and team side; jerseys not predicted, not compared)"
         + (f": n/a, {report['GS-HOTA_missing']}" if report.get("GS-HOTA_missing") else ""),

@@ -128,6 +128,9 @@ def test_tracks_and_teams_through_the_flow(tracked_run, tmp_path):
     report = evaluate_tracking(str(out), str(corpus))
     assert len(report["sequences"]) == 2
     assert 0.5 < report["HOTA"] <= 1 and 0.5 < report["IDF1"] <= 1 and report["AssA"] > 0.5
+    # the lenient threshold alone: matches at IoU 0.5 are a superset of those at the strict thresholds
+    assert report["HOTA"] < report["HOTA_at_iou_0.5"] <= 1 and 0.5 < report["LocA"] < 1
+    assert "at box overlap 0.5" in format_tracking_report(report)
     assert report["team_accuracy"] > 0.9 and report["team_accuracy_best_permutation"] >= report["team_accuracy"]
     assert report["IDSW_per_player_minute"] >= 0 and report["player_minutes"] > 1
     # GS-HOTA (pitch points within 5 m, role and team side) from the gsr export of the same run
