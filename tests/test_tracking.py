@@ -212,3 +212,34 @@ def test_the_detectors_class_names_a_referee_only_in_an_untypical_kit():
     alone = assign_teams(track_ids, colour, np.full(len(track), np.nan), np.ones(len(track), bool),
                          np.full(len(track), "player", dtype=object), 1)
     assert alone.role[20] == "player"
+
+
+def test_a_referee_in_the_last_third_is_no_goalkeeper():
+    """Two kits of 10 players around midfield, a goalkeeper in green deepest in his penalty area and a referee in
+    black following play in the last third (|x| about 38 m, never the deepest person in the box): the third kit
+    deepest in the box is the goalkeeper of the team defending that goal, the other one the referee."""
+    rng = np.random.default_rng(3)
+    kits = np.array([[200.0, 30, 30], [30, 30, 200]])
+    rgb, track, frame, x, y = [], [], [], [], []
+    for f in range(6):
+        for t in range(22):
+            if t < 20:
+                base, px, py = kits[t % 2], rng.uniform(-25, 15), rng.uniform(-30, 30)
+            elif t == 20:  # goalkeeper, on his line
+                base, px, py = np.array([40.0, 200, 40]), -50.0 + rng.normal(0, 1), rng.normal(0, 3)
+            else:  # referee, in the last third
+                base, px, py = np.array([20.0, 20, 20]), -38.0 + rng.normal(0, 2), rng.normal(0, 5)
+            rgb.append(base + rng.normal(0, 8, 3))
+            track.append(t)
+            frame.append(f)
+            x.append(px)
+            y.append(py)
+    colour = colour_features(np.clip(rgb, 0, 255))
+    track_ids = np.array(track)
+    teams = assign_teams(track_ids, colour, np.array(x), np.ones(len(track), bool),
+                         np.full(len(track), "player", dtype=object), 1, pitch_y=np.array(y), frame=np.array(frame))
+    assert teams.role[20] == "goalkeeper" and teams.role[21] == "referee"
+    assert teams.team[21] == -1
+    # team 0 defends x = -52.5 in the first half: the goalkeeper's; its outfield players stand lower on average
+    assert teams.team[20] == 0
+    assert set(teams.role[:20]) == {"player"}

@@ -131,6 +131,8 @@ def test_tracks_and_teams_through_the_flow(tracked_run, tmp_path):
     # the lenient threshold alone: matches at IoU 0.5 are a superset of those at the strict thresholds
     assert report["HOTA"] < report["HOTA_at_iou_0.5"] <= 1 and 0.5 < report["LocA"] < 1
     assert "at box overlap 0.5" in format_tracking_report(report)
+    # the same detections with their true identities: what association could add at most
+    assert report["HOTA"] - 0.05 < report["HOTA_true_identities"] <= 1
     assert report["team_accuracy"] > 0.9 and report["team_accuracy_best_permutation"] >= report["team_accuracy"]
     assert report["IDSW_per_player_minute"] >= 0 and report["player_minutes"] > 1
     # GS-HOTA (pitch points within 5 m, role and team side) from the gsr export of the same run

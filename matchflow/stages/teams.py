@@ -34,7 +34,8 @@ class TeamsParams(StageParams):
 
     appearance: Literal["reid", "colour"] = "reid"
     outlier: float = Field(3.0, gt=0, description="kit-colour distance (kit units) beyond which a track wears a third kit")
-    goal_zone: float = Field(30.0, ge=0, le=52.5, description="metres from the centre line of a goalkeeper's third kit")
+    third_keeper_share: float = Field(0.3, ge=0, le=1, description="share of a third-kit track's positions deepest "
+                                      "in a penalty area that makes it a goalkeeper rather than a referee")
     keeper_share: float = Field(0.6, gt=0, le=1, description="share of a track's positions deepest in a penalty area "
                                 "that makes it the goalkeeper")
     seed: int = 0
@@ -48,7 +49,7 @@ class TeamsStage(GameStage):
     params: TeamsParams
     reads: tuple[str, ...] = (*_PLAYERS, *_COLOUR, "reid.det", "reid.row", "arrays/reid")
     writes: tuple[str, ...] = ("players.team", *_TRACKS)
-    version = "2"  # 2: third kits by kit colour with either appearance, goalkeepers by their place too
+    version = "3"  # 3: a third kit is a goalkeeper by where it stands (deepest in a penalty area), not by |x|
 
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
@@ -78,7 +79,7 @@ class TeamsStage(GameStage):
         ids = track.astype(np.int64)
         result = assign_teams(ids, appearance, np.asarray(p["pitch_x"], np.float64), p["on_field"],
                               np.asarray(p["cls"], dtype=object), half.ctx.half,
-                              TeamParams(outlier=self.params.outlier, goal_zone=self.params.goal_zone,
+                              TeamParams(outlier=self.params.outlier, third_keeper_share=self.params.third_keeper_share,
                                          keeper_share=self.params.keeper_share, seed=self.params.seed),
                               colour=colour, pitch_y=np.asarray(p["pitch_y"], np.float64), frame=frame)
         team = result.of_rows(ids).astype(np.float64)
