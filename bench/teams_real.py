@@ -71,7 +71,8 @@ def _frames(out: Path) -> list[dict]:
 
     manifest = json.loads(next((out / "manifests").glob("*.json")).read_text())
     v = manifest["halves"]["1"]
-    chunks = sorted(int(p.stem.split("-c")[-1]) for p in (out / "tables" / "players").rglob("h1-c*.parquet"))
+    prefix = f"v{manifest['version']}-" if manifest["version"] else ""  # a forced rerun writes a new version
+    chunks = sorted(int(p.stem.split("-c")[-1]) for p in (out / "tables" / "players").rglob(f"{prefix}h1-c*.parquet"))
     spec = HalfSpec(manifest["game"], manifest["game_id"], 1,
                     VideoInfo(v["path"], v["n_frames"], v["fps"], v["width"], v["height"]), tuple(chunks),
                     manifest["version"])
