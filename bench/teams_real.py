@@ -66,13 +66,13 @@ def _frames(out: Path) -> list[dict]:
     from matchflow.config import PipelineConfig
     from matchflow.game_stages import HalfSpec, HalfStore
     from matchflow.stages.tracking import embeddings_of_rows
-    from matchflow.storage.layout import OutputLayout
+    from matchflow.storage.layout import OutputLayout, part_version
     from matchflow.video import VideoInfo
 
     manifest = json.loads(next((out / "manifests").glob("*.json")).read_text())
     v = manifest["halves"]["1"]
-    prefix = f"v{manifest['version']}-" if manifest["version"] else ""  # a forced rerun writes a new version
-    chunks = sorted(int(p.stem.split("-c")[-1]) for p in (out / "tables" / "players").rglob(f"{prefix}h1-c*.parquet"))
+    chunks = sorted(int(p.stem.split("-c")[-1]) for p in (out / "tables" / "players").rglob("*h1-c*.parquet")
+                    if part_version(p.name) == manifest["version"])  # a forced rerun writes a new version
     spec = HalfSpec(manifest["game"], manifest["game_id"], 1,
                     VideoInfo(v["path"], v["n_frames"], v["fps"], v["width"], v["height"]), tuple(chunks),
                     manifest["version"])

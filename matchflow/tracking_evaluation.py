@@ -52,9 +52,6 @@ def _table(layout: OutputLayout, name: str, columns: list[str], games: dict[str,
     return ds.to_table(columns=columns).to_pandas() if ds.files else pd.DataFrame(columns=columns)
 
 
-#: Index of the 0.5 threshold among HOTA's 19 localization thresholds 0.05, 0.10, ..., 0.95.
-_ALPHA_HALF = 9
-
 #: GS-HOTA's distance tolerance (metres): the localization similarity is 0.05 at this distance.
 GS_TOLERANCE_M = 5.0
 
@@ -223,12 +220,13 @@ def evaluate_tracking(out: str, ground_truth: str, min_visible: float = 0.3,
         raise EvaluationError(f"ground truth {ground_truth} holds none of the games of {out}")
     combined = {k: metrics[k].combine_sequences(per_seq[k]) for k in metrics}
     hota = combined["HOTA"]
+    half_iou = int(np.argmin(np.abs(metrics["HOTA"].array_labels - 0.5)))  # HOTA's thresholds 0.05 ... 0.95
     report: dict[str, Any] = {
         "sequences": sequences,
         "HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])), "AssA": float(np.mean(hota["AssA"])),
         # at box overlap 0.5 alone (the usual MOT threshold), and the mean IoU of matched boxes (LocA): with boxes
         # a few tens of pixels tall, HOTA's strict thresholds (IoU up to 0.95) weigh the box fit as much as identity
-        "HOTA_at_iou_0.5": float(hota["HOTA"][_ALPHA_HALF]), "AssA_at_iou_0.5": float(hota["AssA"][_ALPHA_HALF]),
+        "HOTA_at_iou_0.5": float(hota["HOTA"][half_iou]), "AssA_at_iou_0.5": float(hota["AssA"][half_iou]),
         "LocA": float(np.mean(hota["LocA"])),
         "HOTA_true_identities": float(np.mean(metrics["HOTA"].combine_sequences(ceiling)["HOTA"])),
         "IDF1": float(combined["Identity"]["IDF1"]), "MOTA": float(combined["CLEAR"]["MOTA"]),
