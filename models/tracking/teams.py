@@ -194,7 +194,7 @@ def assign_teams(
             team[m] = k
             continue
         # where it stood: a referee is hardly ever the deepest person in a penalty area, a goalkeeper mostly
-        near_goal = bool(np.isfinite(keeper[m]) and keeper[m] >= p.third_keeper_share)
+        near_goal = bool(in_goal[m] or (np.isfinite(keeper[m]) and keeper[m] >= p.third_keeper_share))
         if near_goal or votes["goalkeeper"][m] > votes["referee"][m]:
             role[m] = "goalkeeper"
             if np.isfinite(mean_x[m]):  # team 0 keeps the -x goal in half 1 and the +x goal in half 2
