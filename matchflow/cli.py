@@ -411,6 +411,35 @@ def cmd_train_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_box_refiner(args: argparse.Namespace) -> int:
+    from matchflow.models.detection.detector import Detector
+    from matchflow.models.weights import WeightsLoadError
+    from matchflow.training.detection.box_refiner import collect, synthetic_game_frames, train_box_refiner, yolo_frames
+
+    def frames(spec: str):  # type: ignore[no-untyped-def]
+        root, _, split = spec.rpartition(":")
+        if root and (Path(root) / "data.yaml").is_file():
+            return yolo_frames(root, split)
+        if not Path(spec).is_dir():
+            raise ValueError(f"{spec}: neither a `matchflow synth` corpus folder nor ROOT:SPLIT of a YOLO root")
+        return synthetic_game_frames(spec, fps=args.fps)
+
+    if not args.train:
+        print("error: give at least one --train source", file=sys.stderr)
+        return 2
+    try:
+        detector = Detector(args.weights, device=args.device)
+        progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+        train = {spec: collect(detector, frames(spec), progress=progress) for spec in args.train}
+        held = {spec: collect(detector, frames(spec), progress=progress) for spec in args.held_out or []}
+        report = train_box_refiner(args.out, train, held, seed=args.seed)
+    except (ValueError, WeightsLoadError) as exc:
+        _error(exc)
+        return 2
+    print(json.dumps(report, indent=1))
+    return 0
+
+
 def _reid_set(kind: str, path: str, split: str, input_size: tuple[int, int] = (256, 128)):  # type: ignore[no-untyped-def]
     from matchflow.training.reid.data import read_soccernet_reid, read_synthetic_reid
 
@@ -717,6 +746,19 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     td.add_argument("--no-eval", action="store_true", help="skip the validation metrics at the end")
     td.set_defaults(func=cmd_train_detector)
+
+    tb = tr_sub.add_parser("box-refiner", help="the detector's second-stage box refiner (edges from masks and "
+                           "keypoints), fitted on frames with true boxes")
+    tb.add_argument("--out", required=True, help="the refiner file to write (.npz); a JSON report goes beside it")
+    tb.add_argument("--train", nargs="+", metavar="SOURCE", help="`matchflow synth` corpus folders and/or "
+                    "ROOT:SPLIT of Roboflow YOLO roots (e.g. data/soccer:train)")
+    tb.add_argument("--held-out", nargs="*", metavar="SOURCE", help="sources only scored, same forms as --train")
+    tb.add_argument("--weights", help="detector weights (default: the shipped ones)")
+    tb.add_argument("--fps", type=options.positive_float, default=2.0, help="sampling rate of synthetic games "
+                    "(default 2)")
+    tb.add_argument("--seed", type=options.seed, default=0)
+    tb.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    tb.set_defaults(func=cmd_train_box_refiner)
 
     tre = tr_sub.add_parser("reid", help="the two-stream re-identification network (appearance and body parts); "
                             "a Prefect flow")

@@ -161,6 +161,11 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "deepsportlab/deepsportlab_mobilenetv2.pt",
         "bd30048ed3e38c92db2dc1b0032d25dc2d098fcd509a260de73cbbae12f3f342",
     ),
+    # the detector's second-stage box refiner: decision trees as arrays (matchflow/data/deepsportlab/README.md)
+    "deepsportlab_box_refiner": (
+        "deepsportlab/box_refiner.npz",
+        "5f58c924c702488540e7cdf4452af61f505f24b69a89de681fbb21ee878ac578",
+    ),
     # the two-stream re-identification network (ResNet-18 appearance stream), float16 (matchflow/data/reid/README.md)
     "reid_twostream_resnet18": (
         "reid/reid_twostream_resnet18.pt",
@@ -186,7 +191,8 @@ def resolve_weights(name: str, path: str | Path | None = None) -> Path:
         return p
     p = shipped_path(name)
     if not p.is_file():
-        trainer = "matchflow train reid" if name.startswith("reid_") else "matchflow train detector"
+        trainer = ("matchflow train reid" if name.startswith("reid_") else "matchflow train box-refiner"
+                   if name.endswith("box_refiner") else "matchflow train detector")
         raise WeightsLoadError(f"{name}: no shipped weights at {p}; train them (`{trainer}`) or give a weights file")
     expected = REGISTRY[name][1]
     digest = sha256_file(p)

@@ -7,7 +7,10 @@ One DeepSportLab network (:mod:`matchflow.models.detection.detector`) runs on th
 - ``backbone``: ``mobilenetv2`` (default) or ``resnet50`` (with ``weights``);
 - ``input_height`` (720, ``models.detection.detector.DEFAULT_INPUT_HEIGHT``): working height in pixels the frames are resized to;
 - ``batch_size``: frames per forward pass (default: 1 on CPU, 16 on CUDA, ``models.detection.detector.DEFAULT_BATCH``);
-- ``player_threshold`` (0.3), ``ball_threshold`` (0.3), ``keypoint_threshold`` (0.1): decoder thresholds.
+- ``player_threshold`` (0.3), ``ball_threshold`` (0.3), ``keypoint_threshold`` (0.1): decoder thresholds;
+- ``refine_boxes`` (true): move each box's edges by the second-stage box refiner, which reads the person's
+  mask and keypoints (:mod:`matchflow.models.detection.box_refine`); ``box_refiner``: its file (default: the
+  shipped, checksum-verified one).
 
 Writes ``players`` rows (``det`` numbered from 0 by descending score, box in native pixels, ``score``,
 ``cls``), one ``ball`` row per frame whose ball scores at least the threshold, one ``poses`` row per player
@@ -45,6 +48,8 @@ class DetectionParams(StageParams):
     player_threshold: float | None = Field(None, ge=0, le=1)
     ball_threshold: float | None = Field(None, ge=0, le=1)
     keypoint_threshold: float | None = Field(None, ge=0, le=1)
+    refine_boxes: bool = True
+    box_refiner: str | None = None
 
     @model_validator(mode="after")
     def _resnet_needs_weights(self) -> DetectionParams:
@@ -68,7 +73,7 @@ class DetectionStage(FrameStage):
         "poses.det", "poses.keypoints",
         "arrays/masks",
     )
-    version = "1"
+    version = "2"  # 2: boxes refined from the masks and keypoints
     uses_gpu = True  # the DeepSportLab network: chunk tasks go to GPU workers when the run targets GPUs
 
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
@@ -83,7 +88,7 @@ class DetectionStage(FrameStage):
     def _get(self) -> Detector:
         if self._detector is None:
             from matchflow.models.detection.decoder import DecodeParams
-            from matchflow.models.detection.detector import Detector
+            from matchflow.models.detection.detector import Detector, load_box_refiner_weights
 
             params = DecodeParams()
             for key in ("player_threshold", "ball_threshold", "keypoint_threshold"):
@@ -94,6 +99,7 @@ class DetectionStage(FrameStage):
                 self.params.weights, backbone=self.params.backbone,
                 device=self._device, input_height=self.input_height, params=params,
                 batch_size=self.params.batch_size,
+                box_refiner=load_box_refiner_weights(self.params.box_refiner)[0] if self.params.refine_boxes else None,
             )
         return self._detector
 
@@ -101,7 +107,11 @@ class DetectionStage(FrameStage):
         from matchflow.models.weights import resolve_weights, sha256_file
 
         name = f"deepsportlab_{self.params.backbone}"
-        return {name: sha256_file(resolve_weights(name, self.params.weights))}
+        sums = {name: sha256_file(resolve_weights(name, self.params.weights))}
+        if self.params.refine_boxes:
+            sums["deepsportlab_box_refiner"] = sha256_file(resolve_weights("deepsportlab_box_refiner",
+                                                                           self.params.box_refiner))
+        return sums
 
     def mask_shape(self, video: VideoInfo) -> tuple[int, int]:
         """(rows, columns) of the decoder's grid for frames of this video."""

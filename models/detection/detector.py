@@ -22,12 +22,14 @@ import cv2
 import numpy as np
 import torch
 
+from matchflow.models.detection.box_refine import BoxRefiner, box_features, load_box_refiner
 from matchflow.models.detection.decoder import Decoded, DecodeParams, decode
 from matchflow.models.detection.network import INPUT_MULTIPLE, DeepSportLabNet
 from matchflow.models.preprocessing import to_input_tensor
 from matchflow.models.weights import WeightsLoadError, fold_batchnorm, resolve_weights, sha256_file
 
-__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "DEFAULT_BATCH", "load_detector_weights", "working_size"]
+__all__ = ["Detector", "Detections", "DEFAULT_INPUT_HEIGHT", "DEFAULT_BATCH", "load_detector_weights", "working_size",
+           "load_box_refiner_weights", "detection_features"]
 
 DEFAULT_INPUT_HEIGHT = 720
 # Frames per forward pass when the caller gives none. On CPU one frame at a time is fastest per core: a 720p
@@ -58,6 +60,16 @@ def load_detector_weights(net: DeepSportLabNet, weights: str | Path | None) -> t
     return path, sha256_file(path)
 
 
+def load_box_refiner_weights(weights: str | Path | None) -> tuple[BoxRefiner, Path, str]:
+    """The box refiner in the file ``weights`` or, when None, the shipped one (checksum verified), with its file
+    and SHA-256; :class:`WeightsLoadError` naming the file when it cannot be used."""
+    path = resolve_weights("deepsportlab_box_refiner", weights)
+    try:
+        return load_box_refiner(path), path, sha256_file(path)
+    except ValueError as exc:
+        raise WeightsLoadError(str(exc)) from exc
+
+
 @dataclass
 class Detections:
     """What the detector found in one frame, native pixels.
@@ -66,7 +78,7 @@ class Detections:
     :data:`~matchflow.models.detection.network.PERSON_CLASSES`; ``class_probs`` (P, 3); ``keypoints``
     (P, 17, 3) COCO order x, y, score (NaN, NaN, 0 when absent); ``ball`` (3,) x, y, score or None;
     ``masks`` (h, w) int16 instance ids (0 background, i + 1 = person i) on the decoder grid, covering
-    ``mask_scale`` native pixels per mask pixel.
+    ``mask_scale`` native pixels per mask pixel; ``scale`` network pixels per native pixel.
     """
 
     boxes: np.ndarray
@@ -77,12 +89,21 @@ class Detections:
     ball: np.ndarray | None
     masks: np.ndarray
     mask_scale: float
+    scale: float = 1.0
+
+
+def detection_features(d: Detections) -> np.ndarray:
+    """The box refiner's features (:func:`~matchflow.models.detection.box_refine.box_features`) of ``d``."""
+    stride = int(round(d.mask_scale * d.scale))
+    return box_features(d.boxes, d.scores, d.keypoints, d.masks, stride, d.scale)
 
 
 class Detector:
     """Batched DeepSportLab inference. ``weights``: state-dict file (None: the shipped default, checksum
     verified); ``device``: ``cpu`` or ``cuda``; ``params``: decoder thresholds; ``batch_size``: frames per
-    forward pass (None: :data:`DEFAULT_BATCH` of the device)."""
+    forward pass (None: :data:`DEFAULT_BATCH` of the device); ``box_refiner``: the second stage that moves
+    the boxes' edges from the masks and keypoints (:mod:`~matchflow.models.detection.box_refine`), None for the
+    network's boxes as decoded."""
 
     def __init__(
         self,
@@ -92,6 +113,7 @@ class Detector:
         input_height: int = DEFAULT_INPUT_HEIGHT,
         params: DecodeParams | None = None,
         batch_size: int | None = None,
+        box_refiner: BoxRefiner | None = None,
     ) -> None:
         self.net = DeepSportLabNet(backbone)
         self.weights_path, self.sha256 = load_detector_weights(self.net, weights)
@@ -104,6 +126,7 @@ class Detector:
         if batch_size is None:
             batch_size = DEFAULT_BATCH["cuda" if device.startswith("cuda") else "cpu"]
         self.batch_size = max(1, int(batch_size))
+        self.box_refiner = box_refiner
 
     def _prepare(self, frames: np.ndarray) -> tuple[np.ndarray, float]:
         h, w = frames.shape[1:3]
@@ -128,7 +151,10 @@ class Detector:
                 out = self.net(x, grid_stride=self.params.out_stride)  # masks need the maps on the grid only
             outputs = {k: v.float().contiguous() for k, v in out.items()}
             for d in decode(outputs, self.params, image_size=(int(x.shape[-2]), int(x.shape[-1]))):
-                results.append(_to_native(d, scale))
+                det = _to_native(d, scale)
+                if self.box_refiner is not None and len(det.boxes):
+                    det.boxes = self.box_refiner.refine(det.boxes, detection_features(det))
+                results.append(det)
         return results
 
 
@@ -152,4 +178,5 @@ def _to_native(d: Decoded, scale: float) -> Detections:
         ball=ball,
         masks=d.masks,
         mask_scale=d.mask_stride / scale,
+        scale=scale,
     )
