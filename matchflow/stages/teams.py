@@ -1,7 +1,8 @@
 """The ``teams`` stage (game level): ``players.team`` for every detection of a half, one team per track
 (:func:`matchflow.models.tracking.teams.assign_teams`).
 
-Appearance clusters per half (``reid`` embeddings, or kit colours with ``appearance: colour``), a vote per track,
+Appearance clusters per half (``reid`` embeddings beside the kit colours, each unit length, or kit colours alone
+with ``appearance: colour``), a vote per track,
 third kits (by kit colour, with either appearance) as goalkeepers (in a penalty area or near a goal; they join
 the team defending it) or referees (no team), a track mostly deepest in a penalty area as its goalkeeper, people
 mostly off the field without a team. Team 0 is the team attacking toward +x in the first half, in both halves (teams
@@ -49,7 +50,7 @@ class TeamsStage(GameStage):
     params: TeamsParams
     reads: tuple[str, ...] = (*_PLAYERS, *_COLOUR, "reid.det", "reid.row", "arrays/reid")
     writes: tuple[str, ...] = ("players.team", *_TRACKS)
-    version = "3"  # 3: a third kit is a goalkeeper by where it stands (deepest in a penalty area), not by |x|
+    version = "4"  # 4: with reid, the teams are split on the embedding and the kit colour side by side
 
     def __init__(self, params: Mapping[str, Any] | StageParams | None = None) -> None:
         super().__init__(params)
@@ -74,7 +75,9 @@ class TeamsStage(GameStage):
         rgb = np.stack([np.nan_to_num(np.asarray(p[c], np.float64), nan=128.0)
                         for c in ("color_r", "color_g", "color_b")], axis=1)
         colour = colour_features(rgb)
-        appearance = (embeddings_of_rows(half, frame, np.asarray(p["det"], np.int64))
+        # the embedding tells kits apart where colour is ambiguous (shade, similar kits), the colour where a
+        # changed crop moves the embedding: side by side, each of unit length
+        appearance = (np.concatenate([embeddings_of_rows(half, frame, np.asarray(p["det"], np.int64)), colour], axis=1)
                       if self.params.appearance == "reid" else colour)
         ids = track.astype(np.int64)
         result = assign_teams(ids, appearance, np.asarray(p["pitch_x"], np.float64), p["on_field"],
