@@ -5,7 +5,7 @@ Real frames: the 38 Bundesliga frames (1920x1080) of the valid split of "footbal
 in ``bench/real_report.py`` (each image held 1 s, sampled at 1 fps) and the chain frames, calibration, detection,
 localization, reid runs on it. Each sampled frame is then split into teams and roles by
 :func:`matchflow.models.tracking.teams.assign_teams`, every detection its own track (``min_frames`` 1: single
-frames have no tracks), with ReID embeddings (two-stream) and with kit colours as the appearance; the kit
+frames have no tracks), with ReID embeddings (two-stream) beside kit colours, as the stage splits them, and with kit colours alone as the appearance; the kit
 colours and pitch positions are the localization stage's.
 
 - Teams: against the hand labels of ``bench/data/reid_team_labels.json`` (the team of 152 player boxes of 8
@@ -30,7 +30,7 @@ from common import header, publish
 from real_report import GAME, make_video
 
 from matchflow.models.detection.metric import box_iou
-from matchflow.models.tracking.teams import TeamParams, assign_teams
+from matchflow.models.tracking.teams import TeamParams, assign_teams, team_appearance
 from matchflow.models.tracking.tracker import colour_features
 
 HERE = Path(__file__).resolve().parent
@@ -103,7 +103,7 @@ def evaluate(out: Path) -> dict:
         colour = colour_features(np.stack([np.nan_to_num(fr[c].astype(float), nan=128.0)
                                            for c in ("color_r", "color_g", "color_b")], axis=1))
         n = len(boxes)
-        for mode, appearance in (("reid", fr["emb"]), ("colour", colour)):
+        for mode, appearance in (("reid", team_appearance(colour, fr["emb"])), ("colour", team_appearance(colour))):
             res = assign_teams(np.arange(n), appearance, fr["pitch_x"].astype(float), fr["on_field"],
                                fr["cls"].astype(object), 1, TeamParams(min_frames=1), colour=colour,
                                pitch_y=fr["pitch_y"].astype(float), frame=np.zeros(n, int))
@@ -168,7 +168,7 @@ def main() -> int:
               "| appearance | team accuracy | goalkeeper recall (detector's class) | referee recall (detector's class) "
               "| player kept as player | unmatched detections: other / referee (detector: referee) |",
               "| --- | --- | --- | --- | --- | --- |"]
-    for mode, label in (("reid", "ReID embeddings (two-stream)"), ("colour", "kit colours")):
+    for mode, label in (("reid", "ReID embeddings (two-stream) beside kit colours"), ("colour", "kit colours")):
         t = r[mode]
         h = t["role_hits"]
         u = t["unmatched"]

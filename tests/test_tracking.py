@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from matchflow.models.tracking.kalman import PitchKalman
-from matchflow.models.tracking.teams import assign_teams
+from matchflow.models.tracking.teams import assign_teams, team_appearance
 from matchflow.models.tracking.tracker import (
     HalfDetections,
     TrackerParams,
@@ -243,3 +243,22 @@ def test_a_referee_in_the_last_third_is_no_goalkeeper():
     # team 0 defends x = -52.5 in the first half: the goalkeeper's; its outfield players stand lower on average
     assert teams.team[20] == 0
     assert set(teams.role[:20]) == {"player"}
+
+
+def test_teams_split_on_embeddings_beside_kit_colours_when_embeddings_do_not_tell_kits(play):
+    """Embeddings that tell people apart but not kits (every person a random direction): beside the kit colours
+    the split follows the kits; alone it is arbitrary."""
+    det, pid, role, _ = _sample(play, miss=0.05, noise=0.3, cuts=False, embeddings=0.1)
+    colour = _sample(play, miss=0.05, noise=0.3, cuts=False, embeddings=None)[0].appearance
+    truth = np.array([play.persons[i].team for i in pid])
+    players = role == "player"
+    on = np.ones(len(pid), bool)
+
+    def accuracy(appearance: np.ndarray) -> float:
+        team = assign_teams(pid, appearance, det.pitch[:, 0], on, role, 1, colour=colour).of_rows(pid)
+        return float(np.mean(team[players] == truth[players]))
+
+    assert accuracy(team_appearance(colour, det.appearance)) > 0.97
+    assert accuracy(team_appearance(colour)) > 0.97
+    alone = accuracy(det.appearance)
+    assert alone < 0.9, alone

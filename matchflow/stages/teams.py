@@ -58,7 +58,7 @@ class TeamsStage(GameStage):
             self.reads = (*_PLAYERS, *_COLOUR)
 
     def process_half(self, half: HalfData) -> None:
-        from matchflow.models.tracking.teams import TeamParams, assign_teams
+        from matchflow.models.tracking.teams import TeamParams, assign_teams, team_appearance
         from matchflow.models.tracking.tracker import colour_features
 
         p = half.table("players")
@@ -75,10 +75,8 @@ class TeamsStage(GameStage):
         rgb = np.stack([np.nan_to_num(np.asarray(p[c], np.float64), nan=128.0)
                         for c in ("color_r", "color_g", "color_b")], axis=1)
         colour = colour_features(rgb)
-        # the embedding tells kits apart where colour is ambiguous (shade, similar kits), the colour where a
-        # changed crop moves the embedding: side by side, each of unit length
-        appearance = (np.concatenate([embeddings_of_rows(half, frame, np.asarray(p["det"], np.int64)), colour], axis=1)
-                      if self.params.appearance == "reid" else colour)
+        appearance = team_appearance(colour, embeddings_of_rows(half, frame, np.asarray(p["det"], np.int64))
+                                     if self.params.appearance == "reid" else None)
         ids = track.astype(np.int64)
         result = assign_teams(ids, appearance, np.asarray(p["pitch_x"], np.float64), p["on_field"],
                               np.asarray(p["cls"], dtype=object), half.ctx.half,

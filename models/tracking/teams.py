@@ -27,7 +27,7 @@ import numpy as np
 
 from matchflow.models.geometry.pitch import PENALTY_AREA_DEPTH, PENALTY_AREA_WIDTH, PitchModel
 
-__all__ = ["TeamParams", "TrackTeams", "assign_teams", "kit_outlier_scores", "goalkeeper_shares", "ROLES"]
+__all__ = ["TeamParams", "TrackTeams", "assign_teams", "team_appearance", "kit_outlier_scores", "goalkeeper_shares", "ROLES"]
 
 ROLES = ("player", "goalkeeper", "referee", "other")
 
@@ -115,6 +115,17 @@ def goalkeeper_shares(frame: np.ndarray, pitch_x: np.ndarray, pitch_y: np.ndarra
         deepest = ((x > 0) & (x >= x.max())) | ((x < 0) & (x <= x.min()))
         out[rows] = (in_box & deepest).astype(float)
     return out
+
+
+def team_appearance(colour: np.ndarray, embedding: np.ndarray | None = None) -> np.ndarray:
+    """What splits the teams, per detection: the ReID ``embedding`` (N, D) beside the kit-colour vector ``colour``
+    (N, D') (:func:`~matchflow.models.tracking.tracker.colour_features`), each of unit length, or the colour alone
+    without embeddings. The embedding tells kits apart where colour is ambiguous (shade, similar kits), the colour
+    holds where a changed crop moves the embedding."""
+    colour = np.asarray(colour, np.float64)
+    if embedding is None:
+        return colour
+    return np.concatenate([np.asarray(embedding, np.float64), colour], axis=1)
 
 
 def assign_teams(
