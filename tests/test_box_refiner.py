@@ -130,3 +130,13 @@ def test_train_box_refiner_command(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "matchflow.cli", "train", "box-refiner", "--out", str(out),
                           "--train", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert bad.returncode == 2 and "nowhere" in bad.stderr
+
+
+def test_the_stage_records_the_refiner_it_uses(tmp_path: Path) -> None:
+    from matchflow.models.weights import REGISTRY
+    from matchflow.stages.detection import DetectionStage
+
+    assert DetectionStage().model_checksums()["deepsportlab_box_refiner"] == REGISTRY["deepsportlab_box_refiner"][1]
+    assert "deepsportlab_box_refiner" not in DetectionStage({"refine_boxes": False}).model_checksums()
+    with pytest.raises(WeightsLoadError, match="absent.npz"):
+        DetectionStage({"box_refiner": str(tmp_path / "absent.npz")}).model_checksums()
