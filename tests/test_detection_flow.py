@@ -14,6 +14,7 @@ from matchflow.config import PipelineConfig
 from matchflow.flows.corpus import run_corpus
 from matchflow.models.detection.metric import box_iou
 from matchflow.models.weights import REGISTRY
+from matchflow.stages.detection import DetectionStage
 from matchflow.storage.query import connect
 from matchflow.video import sample_indices
 
@@ -90,7 +91,8 @@ def test_detection_stage_in_the_flow(corpus, tmp_path, prefect_api):
         assert ids <= set(range(1, n + 1))
     assert (m > 0).any()
     assert manifest["model_checksums"]["deepsportlab_mobilenetv2"] == REGISTRY["deepsportlab_mobilenetv2"][1]
-    assert manifest["stages"]["detection"] == "1"
+    assert manifest["model_checksums"]["deepsportlab_box_refiner"] == REGISTRY["deepsportlab_box_refiner"][1]
+    assert manifest["stages"]["detection"] == DetectionStage.version == "2"
 
 
 def test_detection_stage_rejects_unknown_parameters():
