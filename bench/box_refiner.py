@@ -20,13 +20,10 @@ SOCCER = ROOT.parent / "shared" / "data" / "soccer-players-detection"
 
 
 def _row(name: str, s, refiner) -> str:  # type: ignore[no-untyped-def]
-    from matchflow.models.detection.metric import box_iou
+    from matchflow.training.detection.box_refiner import paired_iou
 
-    def ious(boxes: np.ndarray) -> np.ndarray:
-        return np.array([box_iou(b[None], t[None])[0, 0] for b, t in zip(boxes, s.truth)])
-
-    before = ious(s.boxes)
-    after = ious(refiner.refine(s.boxes, s.features).astype(np.float64))
+    before = paired_iou(s.boxes, s.truth)
+    after = paired_iou(refiner.refine(s.boxes, s.features).astype(np.float64), s.truth)
     cells = [f"{v.mean():.3f} / {(v >= 0.75).mean():.3f} / {(v >= 0.9).mean():.3f}" for v in (before, after)]
     return f"| {name} | {len(s)} | {cells[0]} | {cells[1]} |"
 

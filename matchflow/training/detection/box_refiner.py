@@ -12,7 +12,6 @@ boxes of the people at least ``min_visible`` visible) and from Roboflow YOLO spl
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,7 @@ from matchflow.models.detection.detector import Detector, detection_features
 from matchflow.models.detection.metric import box_iou
 
 __all__ = ["Samples", "synthetic_game_frames", "yolo_frames", "collect", "fit_box_refiner", "export_trees",
-           "mean_iou", "train_box_refiner"]
-
-log = logging.getLogger(__name__)
+           "paired_iou", "mean_iou", "train_box_refiner"]
 
 
 @dataclass
@@ -147,16 +144,21 @@ def fit_box_refiner(samples: Samples, seed: int = 0, n_trees: int = 200, depth: 
     return BoxRefiner(edges)
 
 
-def mean_iou(boxes: np.ndarray, truth: np.ndarray) -> float:
-    """Mean IoU of paired boxes (N, 4): row i of ``boxes`` against row i of ``truth``."""
-    if len(boxes) == 0:
-        return float("nan")
+def paired_iou(boxes: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(N,) IoU of row i of ``boxes`` with row i of ``truth`` (N, 4)."""
     iw = np.clip(np.minimum(boxes[:, 2], truth[:, 2]) - np.maximum(boxes[:, 0], truth[:, 0]), 0, None)
     ih = np.clip(np.minimum(boxes[:, 3], truth[:, 3]) - np.maximum(boxes[:, 1], truth[:, 1]), 0, None)
     inter = iw * ih
     union = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
              + (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1]) - inter)
-    return float(np.mean(inter / union))
+    return inter / union
+
+
+def mean_iou(boxes: np.ndarray, truth: np.ndarray) -> float:
+    """Mean IoU of paired boxes (N, 4): row i of ``boxes`` against row i of ``truth``."""
+    if len(boxes) == 0:
+        return float("nan")
+    return float(np.mean(paired_iou(boxes, truth)))
 
 
 def train_box_refiner(out: str | Path, train: dict[str, Samples], held_out: dict[str, Samples], seed: int = 0
